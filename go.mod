@@ -1,0 +1,3 @@
+module encchat
+
+go 1.26
