@@ -6,10 +6,19 @@
 package main
 
 import (
+	"bufio"
+	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Framing: every frame is a 10-digit zero-padded ASCII length, then the payload.
@@ -87,4 +96,898 @@ func writeFrame(w io.Writer, payload []byte) error {
 	return err
 }
 
-var _ = strconv.Itoa
+
+// Limits and texts of the chat layer.
+const (
+	maxNameLen      = 32
+	maxTextLen      = 4096
+	defaultQueueLen = 256
+	writeTimeout    = 10 * time.Second
+	maxCoalesce     = 64 << 10 // bytes gathered into one Write
+	separator       = "=================================================="
+	shutdownText    = "[SYSTEM] Server shutting down"
+	serverFullText  = "ERROR: Server full"
+	nameTakenText   = "ERROR: Username already taken"
+)
+
+// chatCommands drives the server's /help and the client's completion.
+var chatCommands = []struct{ name, args, help string }{
+	{"/pm", "<username> <message>", "send a private message"},
+	{"/list", "", "show who is online"},
+	{"/help", "", "show the commands"},
+	{"/quit", "", "leave the chat"},
+}
+
+// validateName applies the username rules; the error says why.
+func validateName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty")
+	case !utf8.ValidString(name):
+		return errors.New("not UTF-8")
+	case utf8.RuneCountInString(name) > maxNameLen:
+		return fmt.Errorf("longer than %d characters", maxNameLen)
+	case strings.EqualFold(name, "system") || strings.EqualFold(name, "server"):
+		return fmt.Errorf("%q is reserved", name)
+	}
+	for _, r := range name {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '_' && r != '-' && r != '.' {
+			return fmt.Errorf("%q is not allowed (letters, digits, _ - . only)", r)
+		}
+	}
+	return nil
+}
+
+// isControl reports the runes that must never reach a terminal: C0, DEL,
+// C1 and the Unicode bidi controls.
+func isControl(r rune) bool {
+	switch {
+	case r < 0x20, r >= 0x7f && r <= 0x9f:
+		return true
+	case r == 0x061c, r == 0x200e, r == 0x200f,
+		r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return false
+}
+
+// sanitizeText removes control characters from one line of chat text.
+func sanitizeText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if isControl(r) || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// sanitizeForTerminal is sanitizeText that keeps line breaks, for the
+// server's multi-line texts (welcome, /list) on the client's screen.
+func sanitizeForTerminal(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' {
+			return r
+		}
+		if isControl(r) || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// welcomeText is the seed's welcome, byte for byte.
+func welcomeText(name string) string {
+	return "\n" + separator + "\n✓ Secure connection established!\nWelcome " + name +
+		"!\nAll messages are encrypted with AES-256\n" + separator
+}
+
+// listText is the seed's /list answer.
+func listText(names []string) string {
+	return fmt.Sprintf("\n%s\nOnline Users (%d): %s\n%s", separator, len(names), strings.Join(names, ", "), separator)
+}
+
+// handshakeStep is one step of the client's handshake walk-through.
+type handshakeStep struct {
+	N, Total int
+	Title    string
+	Results  []string
+}
+
+// serverEvent is one line of the server's log; the UI colours it by Kind.
+type serverEvent struct {
+	Time time.Time
+	Kind string // HANDSHAKE, JOIN, ENCRYPTED BROADCAST, PM ENCRYPTED, LEAVE, REFUSED, DROPPED
+	Text string
+}
+
+// serverConfig is what a server needs; zero values get defaults.
+type serverConfig struct {
+	Key              *rsa.PrivateKey
+	Suite            string
+	HandshakeTimeout time.Duration
+	MaxClients       int
+	QueueLen         int
+	Rand             io.Reader
+	Now              func() time.Time
+	Record           *capture
+	Keylog           *keylog
+	Log              func(serverEvent)
+}
+
+// server is the hub: the users online, in join order, and their queues.
+type server struct {
+	cfg    serverConfig
+	pemKey []byte // the classic first frame
+
+	mu       sync.Mutex
+	members  []*member // join order
+	byName   map[string]*member
+	conns    map[net.Conn]struct{} // every open connection, for Shutdown
+	ln       net.Listener
+	closing  bool
+	stopping atomic.Bool // closing, readable without mu by writers
+	handlers sync.WaitGroup
+}
+
+// member is a user who finished the handshake. out is its bounded queue of
+// plaintext texts; its writer goroutine seals and writes them in order.
+type member struct {
+	name   string
+	addr   string
+	conn   net.Conn
+	rc     recordCipher
+	out    chan string
+	gone   bool // removed from the hub; guarded by server.mu
+	writer sync.WaitGroup
+}
+
+func newServer(cfg serverConfig) (*server, error) {
+	if cfg.Suite == "" {
+		cfg.Suite = suiteClassic
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 10 * time.Second
+	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = defaultQueueLen
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = func(serverEvent) {}
+	}
+	pemKey, err := marshalPublicKeyPEM(&cfg.Key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	return &server{
+		cfg:    cfg,
+		pemKey: pemKey,
+		byName: make(map[string]*member),
+		conns:  make(map[net.Conn]struct{}),
+	}, nil
+}
+
+func (s *server) logf(kind, format string, args ...any) {
+	s.cfg.Log(serverEvent{Time: s.cfg.Now(), Kind: kind, Text: fmt.Sprintf(format, args...)})
+}
+
+// stamp prefixes a text with the server's local time, as the seed does.
+func (s *server) stamp(text string) string {
+	return "[" + s.cfg.Now().Format("15:04:05") + "] " + text
+}
+
+// Serve accepts connections until Shutdown; it returns nil after Shutdown.
+func (s *server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.ln = ln
+	s.mu.Unlock()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		conn := s.cfg.Record.wrapConn(nc, "server")
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			conn.Close()
+			return nil
+		}
+		s.conns[conn] = struct{}{}
+		s.handlers.Add(1)
+		s.mu.Unlock()
+		go s.handle(conn)
+	}
+}
+
+// Shutdown tells everyone the server is going away, closes every
+// connection and waits for their goroutines.
+func (s *server) Shutdown() {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		s.handlers.Wait()
+		return
+	}
+	s.closing = true
+	s.stopping.Store(true)
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	joined := make(map[net.Conn]bool)
+	for _, m := range s.members {
+		joined[m.conn] = true
+		select {
+		case m.out <- shutdownText:
+		default:
+		}
+		m.gone = true
+		close(m.out) // the writer flushes, then closes the connection
+	}
+	s.members = nil
+	clear(s.byName)
+	for c := range s.conns {
+		if !joined[c] {
+			c.Close()
+		}
+	}
+	s.mu.Unlock()
+	s.handlers.Wait()
+}
+
+// handle owns one connection from accept to close.
+func (s *server) handle(conn net.Conn) {
+	defer s.handlers.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, conn)
+		s.mu.Unlock()
+	}()
+	addr := conn.RemoteAddr().String()
+	m, err := s.handshake(conn, addr)
+	if err != nil {
+		s.logf("REFUSED", "%s: %v", addr, err)
+		conn.Close()
+		return
+	}
+	s.readLoop(m)
+}
+
+// frameRW reads frames through a buffer and writes them straight to the conn.
+type frameRW struct {
+	*bufio.Reader
+	net.Conn
+}
+
+func (f frameRW) Read(p []byte) (int, error)  { return f.Reader.Read(p) }
+func (f frameRW) Write(p []byte) (int, error) { return f.Conn.Write(p) }
+
+// handshake runs the suite's handshake and the username exchange, and
+// registers the member. Every refusal returns an error saying why.
+func (s *server) handshake(conn net.Conn, addr string) (*member, error) {
+	conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	rw := frameRW{bufio.NewReader(conn), conn}
+	s.logf("HANDSHAKE", "Starting with %s (%s suite)", addr, s.cfg.Suite)
+	var rc recordCipher
+	var err error
+	if s.cfg.Suite == suiteModern {
+		rc, err = serverHandshakeModern(rw, s.cfg.Key, s.cfg.Rand, s.cfg.Keylog, func(msg string) {
+			s.logf("HANDSHAKE", "%s", msg)
+		})
+	} else {
+		rc, err = s.classicHandshake(rw)
+	}
+	if err != nil {
+		return nil, handshakeError(err, "handshake")
+	}
+
+	payload, err := readFrame(rw)
+	if err != nil {
+		return nil, handshakeError(err, "username")
+	}
+	raw, err := rc.open(payload)
+	if err != nil {
+		return nil, fmt.Errorf("username record: %w", err)
+	}
+	name := string(raw)
+	if err := validateName(name); err != nil {
+		s.sendAndClose(conn, rc, "ERROR: Invalid username: "+err.Error())
+		return nil, fmt.Errorf("invalid username %q: %v", sanitizeText(name), err)
+	}
+
+	m := &member{name: name, addr: addr, conn: conn, rc: rc, out: make(chan string, s.cfg.QueueLen)}
+	s.mu.Lock()
+	switch {
+	case s.closing:
+		s.mu.Unlock()
+		return nil, errors.New("server shutting down")
+	case s.byName[name] != nil:
+		s.mu.Unlock()
+		s.sendAndClose(conn, rc, nameTakenText)
+		return nil, fmt.Errorf("username %q already taken", name)
+	case s.cfg.MaxClients > 0 && len(s.members) >= s.cfg.MaxClients:
+		s.mu.Unlock()
+		s.sendAndClose(conn, rc, serverFullText)
+		return nil, fmt.Errorf("server full (%d clients)", s.cfg.MaxClients)
+	}
+	// The welcome is queued first so it is the first record the user gets.
+	m.out <- welcomeText(name)
+	joined := s.stamp("[SYSTEM] " + name + " joined (secure channel)")
+	kicked := s.pushLocked(joined, m)
+	s.members = append(s.members, m)
+	s.byName[name] = m
+	m.writer.Add(1)
+	go s.writeLoop(m)
+	s.mu.Unlock()
+	conn.SetDeadline(time.Time{})
+
+	s.logf("HANDSHAKE", "✓ Secure channel established with user: %s", name)
+	s.logf("JOIN", "%s joined from %s", name, addr)
+	s.kick(kicked)
+	return m, nil
+}
+
+// classicHandshake is the seed's handshake, server side: PEM key out,
+// RSA-OAEP blob in, HANDSHAKE_OK out.
+func (s *server) classicHandshake(rw frameRW) (recordCipher, error) {
+	if err := writeFrame(rw, s.pemKey); err != nil {
+		return nil, err
+	}
+	s.logf("HANDSHAKE", "Sent RSA public key (%d bytes)", len(s.pemKey))
+	blob, err := readFrame(rw)
+	if err != nil {
+		return nil, err
+	}
+	s.logf("HANDSHAKE", "Received encrypted AES key (%d bytes)", len(blob))
+	key, err := classicUnwrapKey(s.cfg.Key, blob)
+	if err != nil {
+		return nil, err
+	}
+	s.cfg.Keylog.logKey("CLASSIC", blob[:8], key)
+	s.logf("HANDSHAKE", "Decrypted AES-256 key (%d bytes)", len(key))
+	rc, err := newClassicCipher(key, s.cfg.Rand)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := rc.seal([]byte(handshakeOKText))
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFrame(rw, ok); err != nil {
+		return nil, err
+	}
+	s.logf("HANDSHAKE", "Sent encrypted confirmation")
+	return rc, nil
+}
+
+// handshakeError names timeouts and early closes plainly.
+func handshakeError(err error, during string) error {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("handshake timeout during %s", during)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("closed during %s", during)
+	}
+	return fmt.Errorf("%s: %w", during, err)
+}
+
+// sendAndClose sends one last text to a connection that never joined.
+func (s *server) sendAndClose(conn net.Conn, rc recordCipher, text string) {
+	if payload, err := rc.seal([]byte(text)); err == nil {
+		conn.SetWriteDeadline(time.Now().Add(time.Second))
+		writeFrame(conn, payload)
+	}
+	conn.Close()
+}
+
+// pushLocked queues text for every member but skip. Members whose queue is
+// full are returned for kick; s.mu must be held.
+func (s *server) pushLocked(text string, skip *member) (kicked []*member) {
+	for _, m := range s.members {
+		if m != skip && !m.tryPush(text) {
+			kicked = append(kicked, m)
+		}
+	}
+	return kicked
+}
+
+func (m *member) tryPush(text string) bool {
+	select {
+	case m.out <- text:
+		return true
+	default:
+		return false
+	}
+}
+
+// broadcast queues text for everyone (skip may be nil).
+func (s *server) broadcast(text string, skip *member) {
+	s.mu.Lock()
+	kicked := s.pushLocked(text, skip)
+	s.mu.Unlock()
+	s.kick(kicked)
+}
+
+// send queues text for one member.
+func (s *server) send(m *member, text string) {
+	s.mu.Lock()
+	ok := m.gone || m.tryPush(text)
+	s.mu.Unlock()
+	if !ok {
+		s.kick([]*member{m})
+	}
+}
+
+// kick disconnects members whose queue overflowed: they stopped reading.
+func (s *server) kick(ms []*member) {
+	for _, m := range ms {
+		m.conn.Close() // unblocks a writer stuck in Write
+		s.remove(m, "outbound queue full (client not reading)")
+	}
+}
+
+// remove takes a member out of the hub and tells the others. It is
+// idempotent; the member's writer flushes what is queued and closes.
+func (s *server) remove(m *member, why string) {
+	s.mu.Lock()
+	if m.gone {
+		s.mu.Unlock()
+		return
+	}
+	m.gone = true
+	close(m.out)
+	delete(s.byName, m.name)
+	for i, x := range s.members {
+		if x == m {
+			s.members = append(s.members[:i], s.members[i+1:]...)
+			break
+		}
+	}
+	kicked := s.pushLocked(s.stamp("[SYSTEM] "+m.name+" left the chat"), nil)
+	s.mu.Unlock()
+	s.logf("LEAVE", "%s left the chat (%s)", m.name, why)
+	s.kick(kicked)
+}
+
+// writeLoop is the member's only writer: it seals queued texts in order,
+// coalesces what is waiting into one Write, and closes the connection when
+// the queue is closed or a write fails.
+func (s *server) writeLoop(m *member) {
+	defer m.writer.Done()
+	defer m.conn.Close()
+	var buf []byte
+	for text := range m.out {
+		buf = buf[:0]
+		var err error
+		buf, err = appendSealedFrame(buf, m.rc, text)
+	gather:
+		for err == nil && len(buf) < maxCoalesce {
+			select {
+			case more, ok := <-m.out:
+				if !ok {
+					break gather
+				}
+				buf, err = appendSealedFrame(buf, m.rc, more)
+			default:
+				break gather
+			}
+		}
+		if err == nil {
+			timeout := writeTimeout
+			if s.stopping.Load() {
+				timeout = time.Second // do not hold up shutdown for a stalled reader
+			}
+			m.conn.SetWriteDeadline(time.Now().Add(timeout))
+			_, err = m.conn.Write(buf)
+		}
+		if err != nil {
+			m.conn.Close()
+			s.remove(m, "write failed: "+err.Error())
+			for range m.out {
+				// drain until remove closed the queue
+			}
+			return
+		}
+	}
+}
+
+// appendSealedFrame seals text and appends it to buf as one frame.
+func appendSealedFrame(buf []byte, rc recordCipher, text string) ([]byte, error) {
+	payload, err := rc.seal([]byte(text))
+	if err != nil {
+		return buf, err
+	}
+	return appendFrame(buf, payload), nil
+}
+
+// readLoop reads the member's records until they leave.
+func (s *server) readLoop(m *member) {
+	br := bufio.NewReader(m.conn)
+	_, classic := m.rc.(*classicCipher)
+	dropped := 0
+	for {
+		payload, err := readFrame(br)
+		if err != nil {
+			why := "connection closed"
+			switch {
+			case errors.Is(err, errFrameHeader), errors.Is(err, errFrameTooLong):
+				why = "protocol violation: " + err.Error()
+			case errors.Is(err, io.ErrUnexpectedEOF):
+				why = "connection closed mid-frame"
+			case !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed):
+				why = err.Error()
+			}
+			s.remove(m, why)
+			return
+		}
+		raw, err := m.rc.open(payload)
+		if err != nil {
+			if !classic {
+				m.conn.Close()
+				s.remove(m, "record rejected: "+err.Error())
+				return
+			}
+			// Classic records carry no MAC: a corrupted one is dropped and
+			// counted, the same way whatever failed (no padding oracle).
+			dropped++
+			s.logf("DROPPED", "%s: record %v (%d so far)", m.name, err, dropped)
+			continue
+		}
+		if quit := s.handleText(m, string(raw)); quit {
+			s.remove(m, "/quit")
+			return
+		}
+	}
+}
+
+// handleText interprets one line from a member; it reports whether they quit.
+func (s *server) handleText(m *member, text string) (quit bool) {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return false
+	}
+	if len(text) > maxTextLen {
+		s.send(m, s.stamp(fmt.Sprintf("[ERROR] Message too long (max %d bytes)", maxTextLen)))
+		return false
+	}
+	if !strings.HasPrefix(text, "/") {
+		text = sanitizeText(text)
+		if text == "" {
+			return false
+		}
+		s.logf("ENCRYPTED BROADCAST", "%s: %s", m.name, text)
+		s.broadcast(s.stamp(m.name+": "+text), nil)
+		return false
+	}
+	cmd, rest, _ := strings.Cut(text, " ")
+	switch cmd {
+	case "/quit":
+		return true
+	case "/list":
+		s.mu.Lock()
+		names := make([]string, len(s.members))
+		for i, x := range s.members {
+			names[i] = x.name
+		}
+		s.mu.Unlock()
+		s.send(m, listText(names))
+	case "/pm":
+		s.privateMessage(m, rest)
+	case "/help":
+		var b strings.Builder
+		b.WriteString("[HELP] Commands:")
+		for _, c := range chatCommands {
+			b.WriteString("\n  " + strings.TrimSpace(c.name+" "+c.args) + " - " + c.help)
+		}
+		s.send(m, s.stamp(b.String()))
+	default:
+		s.send(m, s.stamp("[ERROR] Unknown command: "+sanitizeText(cmd)+" (try /help)"))
+	}
+	return false
+}
+
+// privateMessage handles "/pm user text".
+func (s *server) privateMessage(from *member, args string) {
+	to, text, ok := strings.Cut(strings.TrimSpace(args), " ")
+	text = sanitizeText(strings.TrimSpace(text))
+	if !ok || to == "" || text == "" {
+		s.send(from, s.stamp("[ERROR] Usage: /pm <username> <message>"))
+		return
+	}
+	s.mu.Lock()
+	target := s.byName[to]
+	var kicked []*member
+	if target != nil {
+		if !target.tryPush(s.stamp("[PM from " + from.name + "] " + text)) {
+			kicked = append(kicked, target)
+		}
+		if !from.tryPush(s.stamp("[PM to " + to + "] " + text)) {
+			kicked = append(kicked, from)
+		}
+	}
+	s.mu.Unlock()
+	if target == nil {
+		s.send(from, s.stamp("[ERROR] User '"+sanitizeText(to)+"' not found"))
+		return
+	}
+	s.logf("PM ENCRYPTED", "%s -> %s", from.name, to)
+	s.kick(kicked)
+}
+
+// clientConfig is what a client session needs. Addr keys the pin in the
+// known-servers file; an empty KnownServers keeps no pins.
+type clientConfig struct {
+	Name         string
+	Suite        string // auto (""), classic or modern
+	Addr         string
+	KnownServers string
+	Fingerprint  string
+	Insecure     bool
+	Rand         io.Reader
+	Record       *capture
+	Keylog       *keylog
+	Step         func(handshakeStep)
+	Timeout      time.Duration // for the whole handshake; default 15s
+}
+
+// keyMismatchError is a server key that does not match its pin.
+type keyMismatchError struct {
+	Addr, Want, Got, Source string
+}
+
+func (e *keyMismatchError) Error() string {
+	return fmt.Sprintf("server key for %s does not match %s: expected %s, got %s", e.Addr, e.Source, e.Want, e.Got)
+}
+
+// downgradeError is a server answering with a weaker suite than required.
+type downgradeError struct {
+	Addr, Want, Got, Why string
+}
+
+func (e *downgradeError) Error() string {
+	return fmt.Sprintf("%s answered with the %s suite, but %s: refusing the downgrade", e.Addr, e.Got, e.Why)
+}
+
+// refusedError is the server's own refusal of the username (taken, invalid, full).
+type refusedError struct{ Text string }
+
+func (e *refusedError) Error() string { return "server refused: " + strings.TrimPrefix(e.Text, "ERROR: ") }
+
+// clientSession is a client's connection after the handshake.
+type clientSession struct {
+	conn    net.Conn
+	br      *bufio.Reader
+	rc      recordCipher
+	Suite   string
+	welcome string
+	Dropped int // classic records that did not decrypt, skipped
+
+	wmu sync.Mutex
+}
+
+// clientHandshake runs the handshake the server's first frame asks for,
+// checks the server key against its pin, then sends the username.
+func clientHandshake(conn net.Conn, cfg clientConfig) (*clientSession, error) {
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Step == nil {
+		cfg.Step = func(handshakeStep) {}
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 15 * time.Second
+	}
+	conn = cfg.Record.wrapConn(conn, "client")
+	conn.SetDeadline(time.Now().Add(cfg.Timeout))
+	rw := frameRW{bufio.NewReader(conn), conn}
+	first, err := readFrame(rw)
+	if err != nil {
+		conn.Close()
+		return nil, handshakeError(err, "server hello")
+	}
+	var rc recordCipher
+	var suite string
+	var pin *knownServer
+	check := func(pub *rsa.PublicKey, s string) (string, error) {
+		note, p, err := cfg.checkServerKey(pub, s)
+		pin = p
+		return note, err
+	}
+	switch {
+	case isPublicKeyPEM(first):
+		suite = suiteClassic
+		rc, err = cfg.classicHandshake(rw, first, check)
+	case isModernHello(first):
+		suite = suiteModern
+		if cfg.Suite == suiteClassic {
+			err = errors.New("server speaks the modern suite, and -suite classic was asked for")
+			break
+		}
+		rc, err = clientHandshakeModern(rw, first, cfg.Rand, cfg.Keylog, func(pub *rsa.PublicKey) error {
+			note, err := check(pub, suiteModern)
+			if err == nil {
+				cfg.Step(handshakeStep{Title: "Server identity", Results: []string{note}})
+			}
+			return err
+		}, cfg.Step)
+	default:
+		err = errors.New("server's first frame is neither a classic public key nor a modern hello")
+	}
+	if err != nil {
+		conn.Close()
+		return nil, handshakeError(err, "handshake")
+	}
+	if pin != nil && cfg.KnownServers != "" {
+		if err := addKnownServer(cfg.KnownServers, *pin); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("recording the server key: %v", err)
+		}
+	}
+
+	cs := &clientSession{conn: conn, br: rw.Reader, rc: rc, Suite: suite}
+	if err := cs.Send(cfg.Name); err != nil {
+		conn.Close()
+		return nil, handshakeError(err, "username")
+	}
+	welcome, err := cs.Recv()
+	if err != nil {
+		conn.Close()
+		return nil, handshakeError(err, "welcome")
+	}
+	if strings.HasPrefix(welcome, "ERROR:") {
+		conn.Close()
+		return nil, &refusedError{Text: welcome}
+	}
+	cs.welcome = welcome
+	conn.SetDeadline(time.Time{})
+	return cs, nil
+}
+
+// checkServerKey applies -insecure, -fingerprint and the known-servers pin.
+// It returns a note for the walk-through, and the pin to record once the
+// handshake proves the server holds the key.
+func (cfg clientConfig) checkServerKey(pub *rsa.PublicKey, suite string) (string, *knownServer, error) {
+	fp := fingerprint(pub)
+	switch {
+	case cfg.Insecure:
+		return "Server key " + fp + " NOT CHECKED (-insecure): anyone on the path could be answering", nil, nil
+	case cfg.Fingerprint != "":
+		if !sameFingerprint(fp, cfg.Fingerprint) {
+			return "", nil, &keyMismatchError{Addr: cfg.Addr, Want: cfg.Fingerprint, Got: fp, Source: "-fingerprint"}
+		}
+		return "Server key " + fp + " matches -fingerprint", nil, nil
+	case cfg.KnownServers == "":
+		return "Server key " + fp + " (no known-servers file: not pinned)", nil, nil
+	}
+	known, ok, err := lookupKnownServer(cfg.KnownServers, cfg.Addr)
+	if err != nil {
+		return "", nil, err
+	}
+	if !ok {
+		if cfg.Suite == suiteModern && suite == suiteClassic {
+			return "", nil, &downgradeError{Addr: cfg.Addr, Want: suiteModern, Got: suite, Why: "-suite modern was asked for"}
+		}
+		return "Server key " + fp + " first seen now: pinned in " + cfg.KnownServers,
+			&knownServer{addr: cfg.Addr, suite: suite, fingerprint: fp}, nil
+	}
+	if known.suite == suiteModern && suite == suiteClassic {
+		return "", nil, &downgradeError{Addr: cfg.Addr, Want: suiteModern, Got: suite, Why: "it is pinned as modern in " + cfg.KnownServers}
+	}
+	if !sameFingerprint(fp, known.fingerprint) {
+		return "", nil, &keyMismatchError{Addr: cfg.Addr, Want: known.fingerprint, Got: fp, Source: "the pin in " + cfg.KnownServers}
+	}
+	return "Server key " + fp + " matches the pin in " + cfg.KnownServers, nil, nil
+}
+
+// classicHandshake is the seed's handshake, client side, as five steps.
+func (cfg clientConfig) classicHandshake(rw frameRW, first []byte, check func(*rsa.PublicKey, string) (string, error)) (recordCipher, error) {
+	if cfg.Suite == suiteModern {
+		return nil, &downgradeError{Addr: cfg.Addr, Want: suiteModern, Got: suiteClassic, Why: "-suite modern was asked for"}
+	}
+	pub, err := parsePublicKeyPEM(first)
+	if err != nil {
+		return nil, err
+	}
+	note, err := check(pub, suiteClassic)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Step(handshakeStep{N: 1, Total: 5, Title: "Receiving server's RSA public key...",
+		Results: []string{fmt.Sprintf("Received RSA-%d public key (%d bytes)", pub.N.BitLen(), len(first)), note}})
+
+	key := make([]byte, aesKeySize)
+	if _, err := io.ReadFull(cfg.Rand, key); err != nil {
+		return nil, err
+	}
+	cfg.Step(handshakeStep{N: 2, Total: 5, Title: "Generating AES-256 symmetric key...",
+		Results: []string{"Generated AES-256 key (32 random bytes)"}})
+
+	blob, err := classicWrapKey(cfg.Rand, pub, key)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Step(handshakeStep{N: 3, Total: 5, Title: "Encrypting AES key with server's RSA public key...",
+		Results: []string{fmt.Sprintf("Encrypted AES key (%d bytes, RSA-OAEP)", len(blob))}})
+
+	if err := writeFrame(rw, blob); err != nil {
+		return nil, err
+	}
+	cfg.Keylog.logKey("CLASSIC", blob[:8], key)
+	cfg.Step(handshakeStep{N: 4, Total: 5, Title: "Sending encrypted AES key to server...",
+		Results: []string{"Sent encrypted key"}})
+
+	rc, err := newClassicCipher(key, cfg.Rand)
+	if err != nil {
+		return nil, err
+	}
+	payload, err := readFrame(rw)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := rc.open(payload)
+	if err != nil || string(ok) != handshakeOKText {
+		return nil, errors.New("server confirmation does not decrypt to HANDSHAKE_OK: it does not hold the key it sent")
+	}
+	cfg.Step(handshakeStep{N: 5, Total: 5, Title: "Receiving encrypted confirmation from server...",
+		Results: []string{"Handshake confirmed: " + handshakeOKText}})
+	return rc, nil
+}
+
+// Welcome is the server's welcome text.
+func (c *clientSession) Welcome() string { return c.welcome }
+
+// Send seals and sends one line.
+func (c *clientSession) Send(text string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	payload, err := c.rc.seal([]byte(text))
+	if err != nil {
+		return err
+	}
+	return writeFrame(c.conn, payload)
+}
+
+// Recv returns the next text from the server with control characters
+// removed. A classic record that does not decrypt is skipped and counted;
+// in the modern suite it ends the session.
+func (c *clientSession) Recv() (string, error) {
+	for {
+		payload, err := readFrame(c.br)
+		if err != nil {
+			return "", err
+		}
+		raw, err := c.rc.open(payload)
+		if err != nil {
+			if c.Suite == suiteClassic {
+				c.Dropped++
+				continue
+			}
+			return "", err
+		}
+		return sanitizeForTerminal(string(raw)), nil
+	}
+}
+
+// Close closes the connection.
+func (c *clientSession) Close() error { return c.conn.Close() }
