@@ -96,7 +96,6 @@ func writeFrame(w io.Writer, payload []byte) error {
 	return err
 }
 
-
 // Limits and texts of the chat layer.
 const (
 	maxNameLen      = 32
@@ -772,7 +771,9 @@ func (e *downgradeError) Error() string {
 // refusedError is the server's own refusal of the username (taken, invalid, full).
 type refusedError struct{ Text string }
 
-func (e *refusedError) Error() string { return "server refused: " + strings.TrimPrefix(e.Text, "ERROR: ") }
+func (e *refusedError) Error() string {
+	return "server refused: " + strings.TrimPrefix(e.Text, "ERROR: ")
+}
 
 // clientSession is a client's connection after the handshake.
 type clientSession struct {
