@@ -541,8 +541,8 @@ func (s *server) send(m *member, text string) {
 // kick disconnects members whose queue overflowed: they stopped reading.
 func (s *server) kick(ms []*member) {
 	for _, m := range ms {
-		m.conn.Close() // unblocks a writer stuck in Write
 		s.remove(m, "outbound queue full (client not reading)")
+		m.conn.Close() // unblocks a writer stuck in Write
 	}
 }
 
@@ -601,8 +601,8 @@ func (s *server) writeLoop(m *member) {
 			_, err = m.conn.Write(buf)
 		}
 		if err != nil {
-			m.conn.Close()
 			s.remove(m, "write failed: "+err.Error())
+			m.conn.Close()
 			for range m.out {
 				// drain until remove closed the queue
 			}
@@ -643,8 +643,8 @@ func (s *server) readLoop(m *member) {
 		raw, err := m.rc.open(payload)
 		if err != nil {
 			if !classic {
-				m.conn.Close()
 				s.remove(m, "record rejected: "+err.Error())
+				m.conn.Close()
 				return
 			}
 			// Classic records carry no MAC: a corrupted one is dropped and

@@ -1,0 +1,631 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// testServer is a server on a loopback port with its log collected.
+type testServer struct {
+	*server
+	addr string
+	mu   sync.Mutex
+	log  []serverEvent
+}
+
+func startTestServer(t testing.TB, cfg serverConfig) *testServer {
+	t.Helper()
+	return startTestServerOn(t, cfg, nil)
+}
+
+// smallBuffers shrinks the kernel send buffer of accepted connections, so
+// a client that stops reading fills it after kilobytes, not megabytes.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(8192)
+	}
+	return c, err
+}
+
+func startTestServerOn(t testing.TB, cfg serverConfig, wrap func(net.Listener) net.Listener) *testServer {
+	t.Helper()
+	if cfg.Key == nil {
+		cfg.Key = testRSAKey(t)
+	}
+	ts := &testServer{}
+	cfg.Log = func(ev serverEvent) {
+		ts.mu.Lock()
+		ts.log = append(ts.log, ev)
+		ts.mu.Unlock()
+	}
+	srv, err := newServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.server, ts.addr = srv, ln.Addr().String()
+	if wrap != nil {
+		ln = wrap(ln)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Shutdown()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ts
+}
+
+// logged waits until the server logged an event of kind whose text contains sub.
+func (ts *testServer) logged(t testing.TB, kind, sub string) serverEvent {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		ts.mu.Lock()
+		for _, ev := range ts.log {
+			if ev.Kind == kind && strings.Contains(ev.Text, sub) {
+				ts.mu.Unlock()
+				return ev
+			}
+		}
+		ts.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	t.Fatalf("no [%s] log line containing %q; log: %v", kind, sub, ts.log)
+	return serverEvent{}
+}
+
+func dialTest(t testing.TB, addr string, cfg clientConfig) (*clientSession, error) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.KnownServers == "" && cfg.Fingerprint == "" {
+		cfg.Insecure = true
+	}
+	cfg.Addr = addr
+	cs, err := clientHandshake(conn, cfg)
+	if err == nil {
+		t.Cleanup(func() { cs.Close() })
+	}
+	return cs, err
+}
+
+func join(t testing.TB, addr, name string) *clientSession {
+	t.Helper()
+	cs, err := dialTest(t, addr, clientConfig{Name: name})
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return cs
+}
+
+var stampRE = regexp.MustCompile(`^\[\d\d:\d\d:\d\d\] `)
+
+// expect reads texts until one, with its timestamp removed, equals want.
+// Texts in between are returned so callers can check what they skipped.
+func expect(t testing.TB, cs *clientSession, want string) []string {
+	t.Helper()
+	cs.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	defer cs.conn.SetReadDeadline(time.Time{})
+	var skipped []string
+	for {
+		text, err := cs.Recv()
+		if err != nil {
+			t.Fatalf("waiting for %q: %v (got %q)", want, err, skipped)
+		}
+		if stampRE.ReplaceAllString(text, "") == want {
+			return skipped
+		}
+		skipped = append(skipped, text)
+	}
+}
+
+// expectClosed reads until the server closes the connection.
+func expectClosed(t testing.TB, conn net.Conn) {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := io.Copy(io.Discard, conn)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("server did not close the connection")
+	}
+}
+
+func TestChatEndToEnd(t *testing.T) {
+	ts := startTestServer(t, serverConfig{})
+	alice := join(t, ts.addr, "alice")
+	if !strings.Contains(alice.Welcome(), "Welcome alice!") || alice.Welcome() != welcomeText("alice") {
+		t.Fatalf("welcome = %q", alice.Welcome())
+	}
+	bob := join(t, ts.addr, "bob")
+	expect(t, alice, "[SYSTEM] bob joined (secure channel)")
+	carol := join(t, ts.addr, "carol")
+	expect(t, alice, "[SYSTEM] carol joined (secure channel)")
+	expect(t, bob, "[SYSTEM] carol joined (secure channel)")
+
+	// Broadcast, echoed to the sender too.
+	alice.Send("Hello everyone!")
+	for _, c := range []*clientSession{alice, bob, carol} {
+		expect(t, c, "alice: Hello everyone!")
+	}
+	ts.logged(t, "ENCRYPTED BROADCAST", "alice: Hello everyone!")
+
+	// /pm reaches only the recipient, and the sender gets a copy.
+	bob.Send("/pm carol just between us")
+	expect(t, carol, "[PM from bob] just between us")
+	expect(t, bob, "[PM to carol] just between us")
+	ts.logged(t, "PM ENCRYPTED", "bob -> carol")
+	bob.Send("/pm nobody hello")
+	expect(t, bob, "[ERROR] User 'nobody' not found")
+	bob.Send("/pm carol")
+	expect(t, bob, "[ERROR] Usage: /pm <username> <message>")
+
+	// /list in join order.
+	carol.Send("/list")
+	expect(t, carol, listText([]string{"alice", "bob", "carol"}))
+
+	// A duplicate name is refused; the holder keeps chatting.
+	if _, err := dialTest(t, ts.addr, clientConfig{Name: "alice"}); err == nil || !strings.Contains(err.Error(), "Username already taken") {
+		t.Fatalf("duplicate alice: err = %v", err)
+	}
+	alice.Send("still here")
+	skipped := expect(t, bob, "alice: still here")
+	for _, s := range skipped {
+		if strings.Contains(s, "left") || strings.Contains(s, "joined") {
+			t.Errorf("bob saw %q around the refused duplicate", s)
+		}
+	}
+	expect(t, alice, "alice: still here")
+
+	// carol did not see bob's PM errors or the PM copy meant for bob.
+	carol.Send("/list")
+	skipped = expect(t, carol, listText([]string{"alice", "bob", "carol"}))
+	for _, s := range skipped {
+		if strings.Contains(s, "ERROR") || strings.Contains(s, "PM to") {
+			t.Errorf("carol saw %q", s)
+		}
+	}
+
+	// Leaving: /quit closes, the others are told.
+	carol.Send("/quit")
+	expectClosed(t, carol.conn)
+	expect(t, alice, "[SYSTEM] carol left the chat")
+	expect(t, bob, "[SYSTEM] carol left the chat")
+	ts.logged(t, "LEAVE", "carol")
+
+	// Shutdown: everyone gets the notice, then the connection closes.
+	go ts.Shutdown()
+	expect(t, alice, shutdownText)
+	expect(t, bob, shutdownText)
+	expectClosed(t, alice.conn)
+}
+
+func TestHelpAndUnknownCommand(t *testing.T) {
+	ts := startTestServer(t, serverConfig{})
+	a := join(t, ts.addr, "alice")
+	a.Send("/help")
+	a.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	text, err := a.Recv()
+	if err != nil || !strings.Contains(text, "[HELP]") || !strings.Contains(text, "/pm <username> <message>") {
+		t.Fatalf("/help = %q, %v", text, err)
+	}
+	a.Send("/frobnicate now")
+	expect(t, a, "[ERROR] Unknown command: /frobnicate (try /help)")
+}
+
+func TestUsernameRules(t *testing.T) {
+	ts := startTestServer(t, serverConfig{})
+	for _, name := range []string{"", "System", "SERVER", "has space", "semi;colon",
+		"esc\x1b[2J", "new\nline", strings.Repeat("x", 33), "bidi\u202ename"} {
+		_, err := dialTest(t, ts.addr, clientConfig{Name: name})
+		var re *refusedError
+		if !errors.As(err, &re) || !strings.HasPrefix(re.Text, "ERROR: Invalid username: ") {
+			t.Errorf("name %q: err = %v, want an invalid-username refusal", name, err)
+		}
+	}
+	for _, name := range []string{"alice", "Zoë", "名前", "a.b-c_d", strings.Repeat("x", 32), "a"} {
+		join(t, ts.addr, name)
+	}
+	ts.logged(t, "REFUSED", "invalid username")
+}
+
+func TestValidateNameBoundaries(t *testing.T) {
+	for n, ok := range map[int]bool{0: false, 1: true, 31: true, 32: true, 33: false} {
+		if err := validateName(strings.Repeat("é", n)); (err == nil) != ok {
+			t.Errorf("name of %d runes: err = %v", n, err)
+		}
+	}
+}
+
+func TestControlCharactersNeverRelayed(t *testing.T) {
+	ts := startTestServer(t, serverConfig{})
+	a := join(t, ts.addr, "alice")
+	b := join(t, ts.addr, "bob")
+	a.Send("clear\x1b[2J screen\r\nfake [SYSTEM]\u202e\x7f\u0085 done\t!")
+	expect(t, b, "alice: clear[2J screenfake [SYSTEM] done!")
+	a.Send("/pm bob \x1b]0;title\x07hi")
+	expect(t, b, "[PM from alice] ]0;titlehi")
+	// A message that is only control characters is not relayed at all.
+	a.Send("\x1b\x07")
+	a.Send("after")
+	if skipped := expect(t, b, "alice: after"); len(skipped) != 0 {
+		t.Errorf("bob got %q before the next message", skipped)
+	}
+}
+
+func TestSanitize(t *testing.T) {
+	in := "a\x00b\x1fc\x7fd\u0080e\u009ff\u061cg\u200eh\u200fi\u202aj\u202ek\u2066l\u2069m\nn\tö"
+	if got, want := sanitizeText(in), "abcdefghijklmnö"; got != want {
+		t.Errorf("sanitizeText = %q, want %q", got, want)
+	}
+	if got, want := sanitizeForTerminal(in), "abcdefghijklm\nnö"; got != want {
+		t.Errorf("sanitizeForTerminal = %q, want %q", got, want)
+	}
+}
+
+func TestMessageLengthLimit(t *testing.T) {
+	ts := startTestServer(t, serverConfig{})
+	a := join(t, ts.addr, "alice")
+	a.Send(strings.Repeat("x", maxTextLen))
+	expect(t, a, "alice: "+strings.Repeat("x", maxTextLen))
+	a.Send(strings.Repeat("y", maxTextLen+1))
+	expect(t, a, "[ERROR] Message too long (max 4096 bytes)")
+	a.Send("short")
+	expect(t, a, "alice: short")
+}
+
+// rawClassic does the classic handshake by hand and returns the raw
+// connection and key, so tests can send anything at all.
+func rawClassic(t testing.TB, addr, name string) (net.Conn, *classicCipher) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	first, err := readFrame(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := parsePublicKeyPEM(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	blob, _ := classicWrapKey(rand.Reader, pub, key)
+	writeFrame(conn, blob)
+	rc, _ := newClassicCipher(key, nil)
+	if p, err := readFrame(br); err != nil {
+		t.Fatal(err)
+	} else if ok, err := rc.open(p); err != nil || string(ok) != handshakeOKText {
+		t.Fatalf("confirmation %q, %v", ok, err)
+	}
+	if name != "" {
+		p, _ := rc.seal([]byte(name))
+		writeFrame(conn, p)
+		w, err := readFrame(br)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if text, _ := rc.open(w); !strings.Contains(string(text), "Welcome") {
+			t.Fatalf("welcome = %q", text)
+		}
+	}
+	conn.SetDeadline(time.Time{})
+	return conn, rc
+}
+
+func TestFrameViolationsDropOnlyThatClient(t *testing.T) {
+	ts := startTestServer(t, serverConfig{})
+	watcher := join(t, ts.addr, "watcher")
+	for i, bad := range []string{
+		"9999999999",   // the seed accepts this and tries to read 10 GB
+		"0000065537",   // one over the limit
+		"00000001x0",   // not ten digits
+		"-000000010",   // a sign
+		" 000000010",   // a space
+		"0x00000010",   // hex
+		"00000000\r\n", // line noise
+	} {
+		name := fmt.Sprintf("bad%d", i)
+		conn, _ := rawClassic(t, ts.addr, name)
+		expect(t, watcher, "[SYSTEM] "+name+" joined (secure channel)")
+		conn.Write([]byte(bad))
+		expectClosed(t, conn)
+		expect(t, watcher, "[SYSTEM] "+name+" left the chat")
+		ts.logged(t, "LEAVE", name+" left the chat (protocol violation")
+	}
+	watcher.Send("still fine")
+	expect(t, watcher, "watcher: still fine")
+}
+
+func TestParseFrameHeaderBoundaries(t *testing.T) {
+	for h, want := range map[string]int{"0000000000": 0, "0000065535": 65535, "0000065536": 65536, "0000065537": -1} {
+		n, err := parseFrameHeader([]byte(h))
+		if want < 0 && err == nil || want >= 0 && (err != nil || n != want) {
+			t.Errorf("%s: %d, %v", h, n, err)
+		}
+	}
+}
+
+func TestCorruptedRecordsDroppedTheSameWay(t *testing.T) {
+	ts := startTestServer(t, serverConfig{})
+	bob := join(t, ts.addr, "bob")
+	conn, rc := rawClassic(t, ts.addr, "mallory")
+	expect(t, bob, "[SYSTEM] mallory joined (secure channel)")
+	good, _ := rc.seal([]byte("a valid message"))
+	badPad, _ := rc.seal([]byte("x"))
+	raw := make([]byte, 48)
+	n, _ := decodeB64(raw, badPad)
+	raw[n-17] ^= 0x01 // flip a bit of the last byte's block input: padding breaks
+	badUTF8, _ := rc.seal([]byte{0xff, 0xfe})
+	for _, p := range [][]byte{
+		[]byte("!!!not base64!!!"),
+		[]byte("AAAA"), // decodes to 3 bytes: too short
+		encodeB64(raw[:n]),
+		badUTF8,
+		encodeB64(make([]byte, 16+15)), // not a multiple of the block size
+	} {
+		writeFrame(conn, p)
+	}
+	writeFrame(conn, good)
+	if skipped := expect(t, bob, "mallory: a valid message"); len(skipped) != 0 {
+		t.Errorf("bob saw %q", skipped)
+	}
+	ev := ts.logged(t, "DROPPED", "(5 so far)")
+	for _, i := range []string{"(1 so far)", "(2 so far)", "(3 so far)", "(4 so far)"} {
+		e := ts.logged(t, "DROPPED", i)
+		if strings.TrimSuffix(e.Text, i) != strings.TrimSuffix(ev.Text, "(5 so far)") {
+			t.Errorf("drop reasons differ: %q vs %q", e.Text, ev.Text)
+		}
+	}
+}
+
+func TestHandshakeTimeout(t *testing.T) {
+	ts := startTestServer(t, serverConfig{HandshakeTimeout: 200 * time.Millisecond})
+	conn, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	expectClosed(t, conn) // reads the PEM frame, then the close
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("closed after %v", d)
+	}
+	ts.logged(t, "REFUSED", "handshake timeout")
+
+	// A client stuck after the key exchange (no username) is also closed.
+	conn2, _ := rawClassic(t, ts.addr, "")
+	expectClosed(t, conn2)
+}
+
+func TestHalfFrameThenDisconnect(t *testing.T) {
+	ts := startTestServer(t, serverConfig{})
+	bob := join(t, ts.addr, "bob")
+	conn, _ := rawClassic(t, ts.addr, "half")
+	expect(t, bob, "[SYSTEM] half joined (secure channel)")
+	conn.Write([]byte("0000000100abc"))
+	conn.Close()
+	expect(t, bob, "[SYSTEM] half left the chat")
+	ts.logged(t, "LEAVE", "half left the chat (connection closed mid-frame)")
+	join(t, ts.addr, "half") // the name is free again
+}
+
+func TestSlowReaderDoesNotStallOthers(t *testing.T) {
+	ts := startTestServerOn(t, serverConfig{QueueLen: 64}, func(l net.Listener) net.Listener { return smallBuffers{l} })
+	// The sluggard completes the handshake and then never reads again.
+	slow, _ := rawClassic(t, ts.addr, "sluggard")
+	slow.(*net.TCPConn).SetReadBuffer(4096)
+	a := join(t, ts.addr, "alice")
+	b := join(t, ts.addr, "bob")
+	expect(t, a, "[SYSTEM] bob joined (secure channel)")
+	big := strings.Repeat("z", 2000)
+	const n = 400
+	last := fmt.Sprintf("alice: %d %s", n-1, big)
+	bDone := make(chan []string, 1)
+	go func() {
+		var seen []string
+		b.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		for {
+			text, err := b.Recv()
+			if err != nil {
+				bDone <- append(seen, "error: "+err.Error())
+				return
+			}
+			text = stampRE.ReplaceAllString(text, "")
+			if !strings.HasPrefix(text, "alice: ") {
+				seen = append(seen, text)
+			}
+			if text == last {
+				bDone <- seen
+				return
+			}
+		}
+	}()
+	// alice waits for each echo, so only the sluggard falls behind; its
+	// socket buffers fill, then its queue, then it is dropped.
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		msg := fmt.Sprintf("%d %s", i, big)
+		if err := a.Send(msg); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, a, "alice: "+msg)
+	}
+	if seen := <-bDone; len(seen) != 1 || seen[0] != "[SYSTEM] sluggard left the chat" {
+		t.Errorf("besides the chat, bob saw %q; want only the sluggard leaving", seen)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("%d messages took %v with a stalled reader", n, d)
+	}
+	ts.logged(t, "LEAVE", "sluggard left the chat (outbound queue full")
+}
+
+func TestMaxClients(t *testing.T) {
+	ts := startTestServer(t, serverConfig{MaxClients: 2})
+	join(t, ts.addr, "a")
+	join(t, ts.addr, "b")
+	_, err := dialTest(t, ts.addr, clientConfig{Name: "c"})
+	var re *refusedError
+	if !errors.As(err, &re) || re.Text != serverFullText {
+		t.Fatalf("third client: %v", err)
+	}
+	ts.logged(t, "REFUSED", "server full")
+}
+
+func TestFramesAreWholeUnderConcurrentSends(t *testing.T) {
+	ts := startTestServer(t, serverConfig{QueueLen: 4096})
+	reader := join(t, ts.addr, "reader")
+	const senders, each = 8, 50
+	var wg sync.WaitGroup
+	for s := 0; s < senders; s++ {
+		cs := join(t, ts.addr, fmt.Sprintf("s%d", s))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				cs.Send(fmt.Sprintf("m%d %s", i, strings.Repeat("p", 200)))
+			}
+		}()
+	}
+	wg.Wait()
+	// Every record must open: a split frame would fail to decrypt or parse.
+	got := 0
+	reader.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for got < senders*each {
+		text, err := reader.Recv()
+		if err != nil {
+			t.Fatalf("after %d messages: %v", got, err)
+		}
+		if strings.Contains(text, strings.Repeat("p", 200)) {
+			got++
+		}
+	}
+	if reader.Dropped != 0 {
+		t.Errorf("%d records did not decrypt", reader.Dropped)
+	}
+}
+
+func TestPinning(t *testing.T) {
+	dir := t.TempDir()
+	known := filepath.Join(dir, "known_servers")
+	ts := startTestServer(t, serverConfig{})
+	var notes []string
+	step := func(s handshakeStep) { notes = append(notes, s.Results...) }
+
+	// First use: pinned.
+	if _, err := dialTest(t, ts.addr, clientConfig{Name: "a", KnownServers: known, Step: step}); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(known)
+	fp := fingerprint(&testRSAKey(t).PublicKey)
+	if want := ts.addr + " classic " + fp + "\n"; string(data) != want {
+		t.Fatalf("known_servers = %q, want %q", data, want)
+	}
+	if !strings.Contains(strings.Join(notes, "\n"), "first seen now") {
+		t.Errorf("notes: %q", notes)
+	}
+	// Second use: matches, nothing appended.
+	notes = nil
+	if _, err := dialTest(t, ts.addr, clientConfig{Name: "b", KnownServers: known, Step: step}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := os.ReadFile(known); string(d) != string(data) || !strings.Contains(strings.Join(notes, "\n"), "matches the pin") {
+		t.Errorf("second use: file %q, notes %q", d, notes)
+	}
+
+	// The same address with another key: refused before the name is sent.
+	other, err := newServer(serverConfig{Key: otherRSAKey(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Shutdown()
+	ln, err := net.Listen("tcp", ts.addr)
+	if err != nil {
+		t.Skipf("cannot reuse %s: %v", ts.addr, err)
+	}
+	go other.Serve(ln)
+	defer other.Shutdown()
+	_, err = dialTest(t, ts.addr, clientConfig{Name: "c", KnownServers: known})
+	var km *keyMismatchError
+	if !errors.As(err, &km) || km.Want != fp {
+		t.Fatalf("changed key: err = %v", err)
+	}
+	// -fingerprint pins out of band; -insecure skips the check.
+	if _, err := dialTest(t, ts.addr, clientConfig{Name: "d", Fingerprint: fp}); !errors.As(err, &km) {
+		t.Fatalf("-fingerprint mismatch: %v", err)
+	}
+	if _, err := dialTest(t, ts.addr, clientConfig{Name: "e", Fingerprint: fingerprint(&otherRSAKey(t).PublicKey)}); err != nil {
+		t.Fatalf("-fingerprint match: %v", err)
+	}
+	notes = nil
+	if _, err := dialTest(t, ts.addr, clientConfig{Name: "f", Insecure: true, Step: step}); err != nil || !strings.Contains(strings.Join(notes, "\n"), "NOT CHECKED") {
+		t.Fatalf("-insecure: %v %q", err, notes)
+	}
+}
+
+func TestDowngradeRefused(t *testing.T) {
+	ts := startTestServer(t, serverConfig{})
+	known := filepath.Join(t.TempDir(), "known_servers")
+	fp := fingerprint(&testRSAKey(t).PublicKey)
+	os.WriteFile(known, []byte(ts.addr+" modern "+fp+"\n"), 0o600)
+	_, err := dialTest(t, ts.addr, clientConfig{Name: "a", KnownServers: known})
+	var de *downgradeError
+	if !errors.As(err, &de) {
+		t.Fatalf("pinned modern, classic answer: %v", err)
+	}
+	_, err = dialTest(t, ts.addr, clientConfig{Name: "a", Suite: suiteModern, Insecure: true})
+	if !errors.As(err, &de) {
+		t.Fatalf("-suite modern against classic: %v", err)
+	}
+}
+
+var (
+	otherKeyOnce sync.Once
+	otherKey     *rsa.PrivateKey
+)
+
+// otherRSAKey is a second server key, for key-change tests.
+func otherRSAKey(t testing.TB) *rsa.PrivateKey {
+	otherKeyOnce.Do(func() {
+		k, err := rsa.GenerateKey(rand.Reader, rsaBits)
+		if err != nil {
+			panic(err)
+		}
+		otherKey = k
+	})
+	return otherKey
+}
+
+func encodeB64(b []byte) []byte { return []byte(base64.StdEncoding.EncodeToString(b)) }
+
+func decodeB64(dst, src []byte) (int, error) { return base64.StdEncoding.Decode(dst, src) }
