@@ -161,6 +161,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	keylogFile := fs.String("keylog", "", "append session keys to this key log `file`")
 	maxClients := fs.Int("max-clients", 1000, "most users online at once; more get \"ERROR: Server full\"")
 	hsTimeout := fs.Duration("handshake-timeout", 10*time.Second, "close connections that do not finish the handshake in this `time`")
+	maxPerAddr := fs.Int("max-per-addr", 256, "most connections from one IP address (0: no limit)")
+	rate := fs.Float64("rate", 10, "chat lines per second a client may send after its burst (0: no limit)")
+	burst := fs.Int("burst", 20, "lines a client may send at once before -rate applies")
 	queue := fs.Int("queue", defaultQueueLen, "outbound queue per client, in messages; a client whose queue fills is disconnected")
 	noColor := fs.Bool("no-color", false, "no colour in the log")
 	if code := parseFlags(fs, args, stdout, stderr); code >= 0 {
@@ -202,7 +205,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			c = pal.join
 		case "LEAVE":
 			c = pal.leave
-		case "REFUSED", "DROPPED":
+		case "REFUSED", "DROPPED", "LIMIT":
 			c = pal.warn
 		case "PM ENCRYPTED":
 			c = pal.private
@@ -213,7 +216,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	srv, err := newServer(serverConfig{
 		Key: key, Suite: *suite, HandshakeTimeout: *hsTimeout, MaxClients: *maxClients,
-		QueueLen: *queue, Record: rec, Keylog: kl, Log: logEvent,
+		MaxPerAddr: *maxPerAddr, Rate: *rate, Burst: *burst, QueueLen: *queue, Record: rec, Keylog: kl, Log: logEvent,
 	})
 	if err != nil {
 		ln.Close()

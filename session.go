@@ -107,7 +107,42 @@ const (
 	shutdownText    = "[SYSTEM] Server shutting down"
 	serverFullText  = "ERROR: Server full"
 	nameTakenText   = "ERROR: Username already taken"
+	tooManyText     = "ERROR: Too many connections from your address"
 )
+
+// remoteIP is the IP part of a connection's remote address.
+func remoteIP(c net.Conn) string {
+	addr := c.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// tokenBucket limits a client's lines: Burst at once, then Rate per second.
+// Only the member's reader touches it.
+type tokenBucket struct {
+	rate, burst, tokens float64
+	last                time.Time
+	warned              bool // "Slow down" sent for this empty spell
+}
+
+// allow reports whether one more line may pass at now.
+func (b *tokenBucket) allow(now time.Time) bool {
+	if b.rate <= 0 {
+		return true
+	}
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		b.warned = false
+		return true
+	}
+	return false
+}
 
 // chatCommands drives the server's /help and the client's completion.
 var chatCommands = []struct{ name, args, help string }{
@@ -205,6 +240,9 @@ type serverConfig struct {
 	Suite            string
 	HandshakeTimeout time.Duration
 	MaxClients       int
+	MaxPerAddr       int     // connections from one IP address; 0 = no limit
+	Rate             float64 // chat lines per second per client; 0 = no limit
+	Burst            int     // lines a client may send at once before Rate applies
 	QueueLen         int
 	Rand             io.Reader
 	Now              func() time.Time
@@ -222,6 +260,7 @@ type server struct {
 	members  []*member // join order
 	byName   map[string]*member
 	conns    map[net.Conn]struct{} // every open connection, for Shutdown
+	perAddr  map[string]int        // open connections per remote IP
 	ln       net.Listener
 	closing  bool
 	stopping atomic.Bool // closing, readable without mu by writers
@@ -259,15 +298,19 @@ func newServer(cfg serverConfig) (*server, error) {
 	if cfg.Log == nil {
 		cfg.Log = func(serverEvent) {}
 	}
+	if cfg.Rate > 0 && cfg.Burst <= 0 {
+		cfg.Burst = 1
+	}
 	pemKey, err := marshalPublicKeyPEM(&cfg.Key.PublicKey)
 	if err != nil {
 		return nil, err
 	}
 	return &server{
-		cfg:    cfg,
-		pemKey: pemKey,
-		byName: make(map[string]*member),
-		conns:  make(map[net.Conn]struct{}),
+		cfg:     cfg,
+		pemKey:  pemKey,
+		byName:  make(map[string]*member),
+		conns:   make(map[net.Conn]struct{}),
+		perAddr: make(map[string]int),
 	}, nil
 }
 
@@ -312,6 +355,17 @@ func (s *server) Serve(ln net.Listener) error {
 			conn.Close()
 			return nil
 		}
+		ip := remoteIP(conn)
+		if s.cfg.MaxPerAddr > 0 && s.perAddr[ip] >= s.cfg.MaxPerAddr {
+			s.mu.Unlock()
+			s.logf("REFUSED", "%s: too many connections from %s (max %d)", conn.RemoteAddr(), ip, s.cfg.MaxPerAddr)
+			// No key is agreed yet, so this refusal is in clear text.
+			conn.SetWriteDeadline(time.Now().Add(time.Second))
+			writeFrame(conn, []byte(tooManyText))
+			conn.Close()
+			continue
+		}
+		s.perAddr[ip]++
 		s.conns[conn] = struct{}{}
 		s.handlers.Add(1)
 		s.mu.Unlock()
@@ -360,6 +414,10 @@ func (s *server) handle(conn net.Conn) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, conn)
+		ip := remoteIP(conn)
+		if s.perAddr[ip]--; s.perAddr[ip] <= 0 {
+			delete(s.perAddr, ip)
+		}
 		s.mu.Unlock()
 	}()
 	addr := conn.RemoteAddr().String()
@@ -625,6 +683,7 @@ func (s *server) readLoop(m *member) {
 	br := bufio.NewReader(m.conn)
 	_, classic := m.rc.(*classicCipher)
 	dropped := 0
+	limit := tokenBucket{rate: s.cfg.Rate, burst: float64(s.cfg.Burst), tokens: float64(s.cfg.Burst)}
 	for {
 		payload, err := readFrame(br)
 		if err != nil {
@@ -651,6 +710,14 @@ func (s *server) readLoop(m *member) {
 			// counted, the same way whatever failed (no padding oracle).
 			dropped++
 			s.logf("DROPPED", "%s: record %v (%d so far)", m.name, err, dropped)
+			continue
+		}
+		if !limit.allow(s.cfg.Now()) {
+			if !limit.warned {
+				limit.warned = true
+				s.logf("LIMIT", "%s: over %g lines/s, dropping until they slow down", m.name, s.cfg.Rate)
+				s.send(m, s.stamp("[ERROR] Slow down"))
+			}
 			continue
 		}
 		if quit := s.handleText(m, string(raw)); quit {
@@ -706,11 +773,18 @@ func (s *server) handleText(m *member, text string) (quit bool) {
 	return false
 }
 
+// parsePM splits the arguments of "/pm user text"; text is sanitized and
+// ok is false when either part is missing.
+func parsePM(args string) (to, text string, ok bool) {
+	to, text, _ = strings.Cut(strings.TrimSpace(args), " ")
+	text = sanitizeText(strings.TrimSpace(text))
+	return to, text, to != "" && text != ""
+}
+
 // privateMessage handles "/pm user text".
 func (s *server) privateMessage(from *member, args string) {
-	to, text, ok := strings.Cut(strings.TrimSpace(args), " ")
-	text = sanitizeText(strings.TrimSpace(text))
-	if !ok || to == "" || text == "" {
+	to, text, ok := parsePM(args)
+	if !ok {
 		s.send(from, s.stamp("[ERROR] Usage: /pm <username> <message>"))
 		return
 	}
@@ -816,6 +890,8 @@ func clientHandshake(conn net.Conn, cfg clientConfig) (*clientSession, error) {
 		return note, err
 	}
 	switch {
+	case strings.HasPrefix(string(first), "ERROR:"):
+		err = &refusedError{Text: sanitizeText(string(first))}
 	case isPublicKeyPEM(first):
 		suite = suiteClassic
 		rc, err = cfg.classicHandshake(rw, first, check)

@@ -629,3 +629,79 @@ func otherRSAKey(t testing.TB) *rsa.PrivateKey {
 func encodeB64(b []byte) []byte { return []byte(base64.StdEncoding.EncodeToString(b)) }
 
 func decodeB64(dst, src []byte) (int, error) { return base64.StdEncoding.Decode(dst, src) }
+
+func TestRateLimit(t *testing.T) {
+	now := time.Unix(1000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	ts := startTestServer(t, serverConfig{Rate: 2, Burst: 3, Now: clock})
+	a := join(t, ts.addr, "alice")
+	for i := 0; i < 6; i++ {
+		a.Send(fmt.Sprintf("m%d", i))
+	}
+	// The burst passes, then one "Slow down", and the excess is dropped.
+	expect(t, a, "alice: m0")
+	expect(t, a, "alice: m1")
+	expect(t, a, "alice: m2")
+	expect(t, a, "[ERROR] Slow down")
+	mu.Lock()
+	now = now.Add(time.Second) // two more lines' worth
+	mu.Unlock()
+	a.Send("later1")
+	a.Send("later2")
+	a.Send("later3")
+	if skipped := expect(t, a, "alice: later2"); len(skipped) != 1 || !strings.HasSuffix(skipped[0], "alice: later1") {
+		t.Errorf("dropped lines reached the room: %q", skipped)
+	}
+	expect(t, a, "[ERROR] Slow down")
+	ts.logged(t, "LIMIT", "alice: over 2 lines/s")
+}
+
+func TestTokenBucketBoundaries(t *testing.T) {
+	b := tokenBucket{rate: 1, burst: 2, tokens: 2}
+	t0 := time.Unix(0, 0)
+	if !b.allow(t0) || !b.allow(t0) || b.allow(t0) {
+		t.Fatal("burst of 2 not exact")
+	}
+	if b.allow(t0.Add(999 * time.Millisecond)) {
+		t.Error("allowed before a whole token refilled")
+	}
+	if !b.allow(t0.Add(2 * time.Second)) {
+		t.Error("refused after a token refilled")
+	}
+	// Idle time never banks more than the burst.
+	for i := 0; i < 2; i++ {
+		if !b.allow(t0.Add(time.Hour)) {
+			t.Fatal("burst not restored")
+		}
+	}
+	if b.allow(t0.Add(time.Hour)) {
+		t.Error("banked more than the burst")
+	}
+}
+
+func TestMaxPerAddr(t *testing.T) {
+	ts := startTestServer(t, serverConfig{MaxPerAddr: 2})
+	join(t, ts.addr, "a")
+	b := join(t, ts.addr, "b")
+	_, err := dialTest(t, ts.addr, clientConfig{Name: "c"})
+	var re *refusedError
+	if !errors.As(err, &re) || re.Text != tooManyText {
+		t.Fatalf("third connection from one address: %v", err)
+	}
+	ts.logged(t, "REFUSED", "too many connections from 127.0.0.1 (max 2)")
+	// A slot frees when someone leaves.
+	b.Send("/quit")
+	expectClosed(t, b.conn)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := dialTest(t, ts.addr, clientConfig{Name: "c"})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slot not freed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
