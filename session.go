@@ -738,7 +738,7 @@ func (s *server) handleText(m *member, text string) (quit bool) {
 		return false
 	}
 	if !strings.HasPrefix(text, "/") {
-		text = sanitizeText(text)
+		text = strings.TrimSpace(sanitizeText(text))
 		if text == "" {
 			return false
 		}
@@ -777,7 +777,7 @@ func (s *server) handleText(m *member, text string) (quit bool) {
 // ok is false when either part is missing.
 func parsePM(args string) (to, text string, ok bool) {
 	to, text, _ = strings.Cut(strings.TrimSpace(args), " ")
-	text = sanitizeText(strings.TrimSpace(text))
+	text = strings.TrimSpace(sanitizeText(text))
 	return to, text, to != "" && text != ""
 }
 
