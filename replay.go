@@ -96,6 +96,8 @@ type capture struct {
 	nextID  int
 	stopped bool  // Close was called: records are dropped
 	err     error // the first write error; nothing more is written after it
+	// maxPending bounds the pending buffer (captureMaxPending; tests lower it).
+	maxPending int
 
 	kick      chan struct{}
 	quit      chan struct{}
@@ -112,11 +114,12 @@ func newCapture(w io.WriteCloser, recorder, addr string, now func() time.Time) *
 		now = time.Now
 	}
 	c := &capture{
-		w:    w,
-		now:  now,
-		kick: make(chan struct{}, 1),
-		quit: make(chan struct{}),
-		done: make(chan struct{}),
+		w:          w,
+		now:        now,
+		maxPending: captureMaxPending,
+		kick:       make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	c.start = now()
 	hdr, _ := json.Marshal(captureHeader{
@@ -224,7 +227,7 @@ func (c *capture) record(add func(b []byte, t float64) []byte) {
 	if c.stopped || c.err != nil {
 		return
 	}
-	if len(c.pending) > captureMaxPending {
+	if len(c.pending) > c.maxPending {
 		c.err = errCaptureBehind
 		c.pending = nil
 		return
@@ -1270,7 +1273,7 @@ func (s *classicSession) publicKey(f *replayFrame) {
 	if f.Tamper < 0 {
 		return
 	}
-	t, ok := flipBit(f, f.Payload)
+	t, ok := flipBit(f, f.Payload, frameByte)
 	if !ok {
 		return
 	}
@@ -1319,7 +1322,7 @@ func (s *classicSession) keyTransport(f *replayFrame) {
 	if f.Tamper < 0 {
 		return
 	}
-	t, ok := flipBit(f, f.Payload)
+	t, ok := flipBit(f, f.Payload, frameByte)
 	if !ok {
 		return
 	}
@@ -1401,16 +1404,15 @@ func (s *classicSession) chooseKey(f *replayFrame) {
 // falls in decrypts to garbage and the same bit flips in the next block's
 // text (or, in the IV, in the first block), or the padding breaks.
 func (s *classicSession) tamper(f *replayFrame, raw []byte) {
-	t, ok := flipBit(f, raw)
+	t, ok := flipBit(f, raw, func(i int) string {
+		if i < cbcIVSize {
+			return fmt.Sprintf("byte %d of the IV", i)
+		}
+		return fmt.Sprintf("byte %d of ciphertext block %d", (i-cbcIVSize)%16, (i-cbcIVSize)/16+1)
+	})
 	if !ok {
 		return
 	}
-	byteIdx := f.Tamper / 8
-	where := "the IV"
-	if byteIdx >= cbcIVSize {
-		where = fmt.Sprintf("ciphertext block %d", (byteIdx-cbcIVSize)/16+1)
-	}
-	f.Tampered[len(f.Tampered)-1] += " (in " + where + ")"
 	if s.rc == nil {
 		f.Tampered = append(f.Tampered, "no key for this session: the effect cannot be shown")
 		return
@@ -1457,17 +1459,22 @@ func (s *classicSession) tamper(f *replayFrame, raw []byte) {
 }
 
 // flipBit returns a copy of p with f.Tamper flipped (bit 0 is the least
-// significant bit of byte 0), and says so in f.Tampered.
-func flipBit(f *replayFrame, p []byte) ([]byte, bool) {
+// significant bit of byte 0) and says where in f.Tampered; where names the
+// byte. It says so and returns false when the bit is past the end.
+func flipBit(f *replayFrame, p []byte, where func(byteIdx int) string) ([]byte, bool) {
 	if f.Tamper >= len(p)*8 {
 		f.Tampered = append(f.Tampered, fmt.Sprintf("-tamper: bit %d is past the end of this frame (%d bits)", f.Tamper, len(p)*8))
 		return nil, false
 	}
 	t := bytes.Clone(p)
-	t[f.Tamper/8] ^= 1 << (f.Tamper % 8)
-	f.Tampered = append(f.Tampered, fmt.Sprintf("-tamper: bit %d flipped (byte %d, mask 0x%02x)", f.Tamper, f.Tamper/8, 1<<(f.Tamper%8)))
+	i := f.Tamper / 8
+	t[i] ^= 1 << (f.Tamper % 8)
+	f.Tampered = append(f.Tampered, fmt.Sprintf("-tamper: bit %d flipped: %s, mask 0x%02x", f.Tamper, where(i), 1<<(f.Tamper%8)))
 	return t, true
 }
+
+// frameByte names a byte of a frame's payload for flipBit.
+func frameByte(i int) string { return fmt.Sprintf("byte %d of the frame", i) }
 
 func byteLabel(b byte) string {
 	if b >= 0x20 && b < 0x7f {
@@ -1496,7 +1503,7 @@ func pemPreview(p []byte) string {
 	if len(lines) > 2 {
 		lines = lines[:2]
 	}
-	return truncateRunes(strings.Join(lines, " "), 64) + " …"
+	return truncateRunes(strings.Join(lines, " "), 64)
 }
 
 // ---------------------------------------------------------------------------
@@ -1752,6 +1759,7 @@ func (rp *replayer) frame(c *replayConn, d wireDir, payload []byte, partial stri
 		f.Kind = "partial"
 		f.What = "partial frame: " + partial
 		f.Preview = hexPreview(payload, 24)
+		f.Peer = []string{"never delivered: the frame is incomplete"}
 		if f.Tamper >= 0 {
 			f.Tampered = []string{"-tamper: a partial frame is never decrypted"}
 		}
@@ -1869,7 +1877,7 @@ func (o *textOutput) begin(h captureHeader, started time.Time) {
 	o.put(stHead, fmt.Sprintf("capture %s: recorded by %s at %s, started %s", o.opts.name, orUnknown(h.Recorder), orUnknown(h.Addr), orUnknown(when)))
 	o.put(stPlain, "keys: "+describeKeys(o.opts.keys))
 	if o.side {
-		o.w.WriteString(o.row(styledLine{"SNIFFER: what anyone on the path sees", stHead}, styledLine{"PEER: what the endpoint decrypts", stHead}))
+		o.columns([]styledLine{{"SNIFFER: what anyone on the path sees", stHead}}, []styledLine{{"PEER: what the endpoint decrypts", stHead}})
 	}
 	o.w.WriteByte('\n')
 }
@@ -1952,16 +1960,7 @@ func (o *textOutput) frame(f *replayFrame) {
 	case o.opts.view == "peer":
 		o.indent("      ", peer)
 	case o.side:
-		for i := 0; i < len(sniff) || i < len(peer); i++ {
-			var l, r styledLine
-			if i < len(sniff) {
-				l = sniff[i]
-			}
-			if i < len(peer) {
-				r = peer[i]
-			}
-			o.w.WriteString(o.row(l, r))
-		}
+		o.columns(sniff, peer)
 	default:
 		o.labelled("  sniffer │ ", "          │ ", sniff)
 		o.labelled("  peer    │ ", "          │ ", peer)
@@ -2008,9 +2007,6 @@ func (o *textOutput) peerLines(f *replayFrame) []styledLine {
 	default:
 		lines = append(lines, styleAll(f.Peer, stPlain)...)
 	}
-	if f.Kind == "partial" {
-		lines = append(lines, styledLine{"(never delivered: the frame is incomplete)", stDim})
-	}
 	return append(lines, styleAll(f.Tampered, stNote)...)
 }
 
@@ -2032,46 +2028,66 @@ func (o *textOutput) labelled(first, rest string, lines []styledLine) {
 	}
 }
 
-// row lays out one line of each view side by side, wrapping both to the
-// column width.
-func (o *textOutput) row(l, r styledLine) string {
-	ls, rs := wrapRunes(printable(l.s), o.colW), wrapRunes(printable(r.s), o.colW)
-	var b strings.Builder
-	for i := 0; i < len(ls) || i < len(rs); i++ {
-		var a, c string
-		if i < len(ls) {
-			a = ls[i]
+// columns lays out the two views side by side, each wrapped to the column
+// width on its own.
+func (o *textOutput) columns(left, right []styledLine) {
+	l, r := o.wrapLines(left), o.wrapLines(right)
+	for i := 0; i < len(l) || i < len(r); i++ {
+		var a, c styledLine
+		if i < len(l) {
+			a = l[i]
 		}
-		if i < len(rs) {
-			c = rs[i]
+		if i < len(r) {
+			c = r[i]
 		}
-		b.WriteString("  ")
-		b.WriteString(o.paint[l.st].Sprint(a))
-		b.WriteString(strings.Repeat(" ", o.colW-utf8.RuneCountInString(a)))
-		b.WriteString(" │ ")
-		b.WriteString(o.paint[r.st].Sprint(c))
-		b.WriteByte('\n')
+		o.w.WriteString("  ")
+		o.w.WriteString(o.paint[a.st].Sprint(a.s))
+		o.w.WriteString(strings.Repeat(" ", max(0, o.colW-utf8.RuneCountInString(a.s))))
+		if c.s == "" {
+			o.w.WriteString(" │\n")
+			continue
+		}
+		o.w.WriteString(" │ ")
+		o.w.WriteString(o.paint[c.st].Sprint(c.s))
+		o.w.WriteByte('\n')
 	}
-	return b.String()
 }
 
-// wrapRunes cuts s into pieces of at most n runes (at least one piece).
-func wrapRunes(s string, n int) []string {
-	if n <= 0 || utf8.RuneCountInString(s) <= n {
-		return []string{s}
-	}
-	var out []string
-	for s != "" {
-		i, count := 0, 0
-		for i < len(s) && count < n {
-			_, size := utf8.DecodeRuneInString(s[i:])
-			i += size
-			count++
+func (o *textOutput) wrapLines(lines []styledLine) []styledLine {
+	var out []styledLine
+	for _, l := range lines {
+		for _, piece := range wrapWords(printable(l.s), o.colW) {
+			out = append(out, styledLine{piece, l.st})
 		}
-		out = append(out, s[:i])
-		s = s[i:]
 	}
 	return out
+}
+
+// wrapWords cuts s into lines of at most n runes, at a space when there is
+// one, else in the middle of a word.
+func wrapWords(s string, n int) []string {
+	var out []string
+	for n > 0 && utf8.RuneCountInString(s) > n {
+		cut, space, count := 0, -1, 0
+		for i, r := range s {
+			if count == n {
+				cut = i
+				break
+			}
+			if r == ' ' && count > 0 {
+				space = i
+			}
+			count++
+		}
+		if space > 0 {
+			out = append(out, s[:space])
+			s = s[space+1:]
+		} else {
+			out = append(out, s[:cut])
+			s = s[cut:]
+		}
+	}
+	return append(out, s)
 }
 
 // printable escapes what must not reach a terminal from a capture: control
@@ -2679,7 +2695,9 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		var le *lineError
 		if errors.As(err, &le) {
 			errorf(stderr, "%s", le.in(names[0]))
-			hintf(stderr, "everything before that line was replayed")
+			if le.Line > 1 {
+				hintf(stderr, "everything before that line was replayed")
+			}
 		} else {
 			errorf(stderr, "%v", err)
 		}
