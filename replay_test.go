@@ -22,6 +22,7 @@ import (
 	mathrand "math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -1206,5 +1207,244 @@ func TestReplayConnFilter(t *testing.T) {
 	// Frame numbers stay those of the whole capture.
 	if strings.Contains(stdout, "#1 ") {
 		t.Error("-conn renumbered the frames")
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Property: random chats
+
+// randomText is a message that cannot appear in base64 or hex by chance.
+func randomText(rng *mathrand.Rand) string {
+	alphabet := []rune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,!?éü✓日本語")
+	n := 12 + rng.IntN(300)
+	r := make([]rune, n)
+	for i := range r {
+		r[i] = alphabet[rng.IntN(len(alphabet))]
+	}
+	r[0], r[n-1] = 'M', '!' // no leading or trailing space (the server trims)
+	return string(r)
+}
+
+func TestReplayPropertyRandomChats(t *testing.T) {
+	key := replayServerKey(t)
+	rsaPath := filepath.Join(replayTestdata, "server.pem")
+	for seed := uint64(1); seed <= 4; seed++ {
+		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
+			rng := mathrand.New(mathrand.NewPCG(seed, 99))
+			names := []string{"ann", "ben", "cat"}[:1+rng.IntN(3)]
+			sent := map[string][]string{} // per name, in order
+			run := recordChat(t, t.TempDir(), key, byte(seed), func(connect func(string) *clientSession) {
+				var cs []*clientSession
+				for i, n := range names {
+					cs = append(cs, connect(n))
+					for _, earlier := range cs[:i] {
+						expectRecv(t, earlier, n+" joined")
+					}
+				}
+				for i := 0; i < 3+rng.IntN(8); i++ {
+					who := rng.IntN(len(names))
+					text := randomText(rng)
+					sent[names[who]] = append(sent[names[who]], text)
+					if err := cs[who].Send(text); err != nil {
+						t.Fatal(err)
+					}
+					for _, c := range cs {
+						expectRecv(t, c, names[who]+": "+text)
+					}
+				}
+			})
+
+			// The capture holds no plaintext and no key, in any encoding.
+			raw, err := os.ReadFile(run.capture)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, evs := readEvents(t, string(raw))
+			var wire []byte
+			for _, ev := range evs {
+				wire = append(wire, ev.Data...)
+			}
+			for _, texts := range sent {
+				for _, text := range texts {
+					if bytes.Contains(raw, []byte(text)) || bytes.Contains(wire, []byte(text)) {
+						t.Errorf("the capture holds the plaintext %q", text)
+					}
+				}
+			}
+			keys := readKeylogFile(t, run.keylog)
+			if len(keys) != len(names) {
+				t.Fatalf("%d keylog lines for %d sessions", len(keys), len(names))
+			}
+			for _, k := range keys {
+				for _, form := range [][]byte{k.Secret, []byte(hex.EncodeToString(k.Secret)), []byte(base64.StdEncoding.EncodeToString(k.Secret))} {
+					if bytes.Contains(raw, form) || bytes.Contains(wire, form) {
+						t.Errorf("the capture holds a session key")
+					}
+				}
+			}
+
+			// Every key source recovers every message exactly: each
+			// connection's client → server texts are its name, then what it sent.
+			check := func(source string, frames []jsonFrame, conns map[int]bool) {
+				got := map[int][]string{}
+				for _, f := range frames {
+					if f.Dir == "c2s" && f.Kind == "sealed" {
+						if f.Plaintext == nil {
+							got[f.Conn] = append(got[f.Conn], "<not decrypted>")
+							continue
+						}
+						got[f.Conn] = append(got[f.Conn], *f.Plaintext)
+					}
+				}
+				for i, n := range names {
+					if !conns[i+1] {
+						continue
+					}
+					want := append([]string{n}, sent[n]...)
+					if strings.Join(got[i+1], "\x00") != strings.Join(want, "\x00") {
+						t.Errorf("%s: conn %d recovered %q, want %q", source, i+1, got[i+1], want)
+					}
+				}
+			}
+			all := map[int]bool{1: true, 2: true, 3: true}
+			check("-keylog", replayJSON(t, "-keylog", run.keylog, run.capture), all)
+			check("-rsa-key", replayJSON(t, "-rsa-key", rsaPath, run.capture), all)
+			for i, k := range keys {
+				frames := replayJSON(t, "-key", base64.StdEncoding.EncodeToString(k.Secret), run.capture)
+				check("-key", frames, map[int]bool{i + 1: true})
+				for _, f := range frames {
+					if f.Conn != i+1 && f.Plaintext != nil {
+						t.Errorf("-key of conn %d decrypted a frame of conn %d", i+1, f.Conn)
+					}
+				}
+			}
+		})
+	}
+}
+
+// ---------------------------------------------------------------------------
+// pcap export
+
+// needTool returns the path of an outside tool, or skips (fails with
+// ENCCHAT_REQUIRE_TOOLS=1) when it is missing.
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("ENCCHAT_REQUIRE_TOOLS") == "1" {
+			t.Fatalf("%s not found (ENCCHAT_REQUIRE_TOOLS=1)", name)
+		}
+		t.Skipf("%s not found; install it to run this test", name)
+	}
+	return path
+}
+
+// streams returns each connection's bytes per direction, from a capture.
+func streams(t *testing.T, data string) map[int]*[2][]byte {
+	t.Helper()
+	_, evs := readEvents(t, data)
+	out := map[int]*[2][]byte{}
+	for _, ev := range evs {
+		if out[ev.Conn] == nil {
+			out[ev.Conn] = &[2][]byte{}
+		}
+		if ev.Kind == capData {
+			out[ev.Conn][ev.Dir] = append(out[ev.Conn][ev.Dir], ev.Data...)
+		}
+	}
+	return out
+}
+
+// tsharkFollow returns the two directions of TCP stream n as tshark's
+// "Follow TCP Stream" rebuilds them (raw mode: hex, the server's side
+// indented by a tab).
+func tsharkFollow(t *testing.T, tshark, pcapPath string, n int) (c2s, s2c []byte, ascii string) {
+	t.Helper()
+	run := func(mode string) string {
+		cmd := exec.Command(tshark, "-r", pcapPath, "-q", "-z", fmt.Sprintf("follow,tcp,%s,%d", mode, n))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("tshark follow %s: %v\n%s", mode, err, stderr.String())
+		}
+		return string(out)
+	}
+	raw := run("raw")
+	body := false
+	for _, line := range strings.Split(raw, "\n") {
+		switch {
+		case strings.HasPrefix(line, "Node 1:"):
+			body = true
+			continue
+		case !body || strings.HasPrefix(line, "====") || line == "":
+			continue
+		}
+		b, err := hex.DecodeString(strings.TrimPrefix(line, "\t"))
+		if err != nil {
+			t.Fatalf("tshark raw line %q: %v", line, err)
+		}
+		if strings.HasPrefix(line, "\t") {
+			s2c = append(s2c, b...)
+		} else {
+			c2s = append(c2s, b...)
+		}
+	}
+	return c2s, s2c, run("ascii")
+}
+
+func TestReplayPcapTshark(t *testing.T) {
+	tshark := needTool(t, "tshark")
+	dir := t.TempDir()
+
+	// The golden chat, plus a capture with a chunk larger than one segment.
+	big := &memFile{}
+	rec := newCapture(big, "tap", "127.0.0.1:5174", nil)
+	cc := rec.open("127.0.0.1:40001", "127.0.0.1:5174")
+	large := bytes.Repeat([]byte("0123456789abcdef"), 400) // 6400 bytes: five segments
+	cc.data(wireC2S, large)
+	cc.data(wireS2C, []byte("short answer"))
+	cc.close()
+	rec.Close()
+	golden := strings.Join(goldenLines(t), "")
+
+	for _, c := range []struct{ name, capture string }{{"golden", golden}, {"large", big.String()}} {
+		t.Run(c.name, func(t *testing.T) {
+			in := writeCapture(t, "capture.jsonl", c.capture)
+			out := filepath.Join(dir, c.name+".pcap")
+			var stdout, stderr bytes.Buffer
+			if code := runReplay([]string{"-pcap", out, in}, &stdout, &stderr); code != 0 {
+				t.Fatalf("replay -pcap: exit %d: %s", code, stderr.String())
+			}
+			if !strings.HasPrefix(stdout.String(), "wrote "+out+": ") {
+				t.Errorf("stdout %q", stdout.String())
+			}
+			want := streams(t, c.capture)
+			for conn := 1; conn <= len(want); conn++ {
+				c2s, s2c, ascii := tsharkFollow(t, tshark, out, conn-1)
+				if !bytes.Equal(c2s, want[conn][wireC2S]) || !bytes.Equal(s2c, want[conn][wireS2C]) {
+					t.Errorf("tcp stream %d: tshark follows %d+%d bytes, the capture has %d+%d", conn-1, len(c2s), len(s2c), len(want[conn][wireC2S]), len(want[conn][wireS2C]))
+				}
+				if conn == 1 && c.name == "golden" && (!strings.Contains(ascii, "-----BEGIN PUBLIC KEY-----") || !strings.Contains(ascii, "127.0.0.1:51001")) {
+					t.Errorf("follow,tcp,ascii,0 does not show the stream:\n%s", ascii)
+				}
+			}
+			// No segment is larger than an Ethernet MSS, and tshark sees no
+			// broken sequence numbers.
+			cmd := exec.Command(tshark, "-r", out, "-T", "fields", "-e", "tcp.len", "-e", "tcp.analysis.flags")
+			fields, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(string(fields)), "\n") {
+				f := strings.Split(line, "\t")
+				if n, _ := strconv.Atoi(f[0]); n > pcapMSS {
+					t.Errorf("segment of %d bytes", n)
+				}
+				if len(f) > 1 && f[1] != "" {
+					t.Errorf("tshark flags a segment: %q", line)
+				}
+			}
+		})
 	}
 }
