@@ -67,6 +67,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runServer(ctx, args[1:], stdout, stderr)
 	case "client":
 		return runClientCommand(ctx, args[1:], stdin, stdout, stderr)
+	case "tap":
+		return runTap(args[1:], stdout, stderr)
+	case "replay":
+		return runReplay(args[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
 	}
 	errorf(stderr, "unknown subcommand %q", args[0])
 	hintf(stderr, `run "encchat help" for the list of subcommands`)
@@ -284,7 +290,37 @@ func serverKey(path string, ephemeral bool) (*rsa.PrivateKey, string, error) {
 // openRecordFiles opens the capture and key log a subcommand asked for; the
 // returned func flushes and closes them.
 func openRecordFiles(record, keylogPath, recorder, addr string) (*capture, *keylog, func(), error) {
-	return nil, nil, func() {}, nil
+	var rec *capture
+	var kl *keylog
+	var err error
+	if record != "" {
+		if rec, err = openCapture(record, recorder, addr); err != nil {
+			return nil, nil, nil, fmt.Errorf("capture: %v", err)
+		}
+	}
+	if keylogPath != "" {
+		if kl, err = openKeylog(keylogPath); err != nil {
+			if rec != nil {
+				rec.Close()
+			}
+			return nil, nil, nil, fmt.Errorf("key log: %v", err)
+		}
+	}
+	closeFiles := func() {
+		// Chat goes on when a file fails (a full disk, say); the error is
+		// reported once, here.
+		if rec != nil {
+			if err := rec.Close(); err != nil {
+				errorf(os.Stderr, "capture %s: %v", record, err)
+			}
+		}
+		if kl != nil {
+			if err := kl.Close(); err != nil {
+				errorf(os.Stderr, "key log %s: %v", keylogPath, err)
+			}
+		}
+	}
+	return rec, kl, closeFiles, nil
 }
 
 // clientOptions are the client's flags.
