@@ -356,8 +356,12 @@ func lookupKnownServer(path, addr string) (knownServer, bool, error) {
 	return knownServer{}, false, nil
 }
 
-// addKnownServer appends a pin to the known-servers file.
+// addKnownServer appends a pin to the known-servers file, unless an
+// identical one is there already (two clients pinning at once).
 func addKnownServer(path string, k knownServer) error {
+	if have, ok, err := lookupKnownServer(path, k.addr); err == nil && ok && have == k {
+		return nil
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
