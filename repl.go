@@ -21,6 +21,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -87,7 +88,7 @@ func runClient(ctx context.Context, o clientOptions, stdin io.Reader, stdout, st
 		}
 	} else {
 		var code int
-		if name, code = c.askName(lines); code >= 0 {
+		if name, code = c.askName(ctx, lines); code >= 0 {
 			return code
 		}
 	}
@@ -158,40 +159,41 @@ func (c *chatClient) banner() {
 
 // askName asks for the username as the seed does. It returns the name, or
 // an exit code >= 0. On a terminal a bad name is asked again.
-func (c *chatClient) askName(lines *bufio.Reader) (string, int) {
+func (c *chatClient) askName(ctx context.Context, lines *bufio.Reader) (string, int) {
 	const prompt = "Enter your username: "
 	for {
+		fmt.Fprint(c.out, prompt)
 		var name string
 		var err error
-		if c.rl != nil {
-			c.rl.SetPrompt(prompt)
-			name, err = c.rl.Readline()
+		if c.input != nil {
+			// Read in the terminal's line mode, before readline ever reads:
+			// the name stays out of the chat history.
+			name, err = c.input.readLine(ctx)
 		} else {
-			fmt.Fprint(c.out, prompt)
 			name, err = lines.ReadString('\n')
 			if err == io.EOF && name != "" {
 				err = nil
 			}
+		}
+		if c.input == nil || err != nil {
 			fmt.Fprintln(c.out)
 		}
-		if err != nil {
-			if c.rl == nil || errors.Is(err, io.EOF) {
-				errorf(c.errw, "no username given")
-				hintf(c.errw, "pass one with -name NAME")
-			}
+		switch {
+		case ctx.Err() != nil:
+			return "", 1
+		case err != nil:
+			errorf(c.errw, "no username given")
+			hintf(c.errw, "pass one with -name NAME")
 			return "", 1
 		}
 		name = strings.TrimSpace(name)
 		verr := validateName(name)
 		if verr == nil {
-			if c.rl != nil {
-				c.rl.ResetHistory() // the name is not a chat line
-				fmt.Fprintln(c.out)
-			}
+			fmt.Fprintln(c.out)
 			return name, -1
 		}
 		errorf(c.errw, "invalid username %q: %v", sanitizeText(name), verr)
-		if c.rl == nil {
+		if c.input == nil {
 			return "", 1
 		}
 		hintf(c.errw, "1-%d letters, digits, _ - . (not system or server)", maxNameLen)
@@ -806,6 +808,32 @@ func (in *ttyInput) pump(r io.Reader) {
 		}
 		if err != nil {
 			return
+		}
+	}
+}
+
+// readLine reads one line in the terminal's line mode, before readline
+// reads anything; what follows the line is kept for readline.
+func (in *ttyInput) readLine(ctx context.Context) (string, error) {
+	var line []byte
+	for {
+		if i := bytes.IndexByte(in.rest, '\n'); i >= 0 {
+			line = append(line, in.rest[:i]...)
+			in.rest = in.rest[i+1:]
+			return string(line), nil
+		}
+		line = append(line, in.rest...)
+		in.rest = nil
+		select {
+		case chunk, ok := <-in.chunks:
+			if !ok {
+				return string(line), io.EOF
+			}
+			in.rest = chunk
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-in.done:
+			return "", io.EOF
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,8 +17,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 	"unicode"
@@ -312,24 +315,47 @@ type replTerm struct {
 	exited chan struct{}
 	err    error // from Wait, after exited
 
+	readDone chan struct{} // the terminal's output is all read
+
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
 func startReplTerm(t *testing.T, bin string, args ...string) *replTerm {
 	t.Helper()
+	return startReplTermCmd(t, exec.Command(bin, append([]string{"client"}, args...)...))
+}
+
+// startReplTermStty runs the client, then "stty -a" on the same terminal, so
+// that the test can see the terminal modes the client left behind.
+func startReplTermStty(t *testing.T, bin string, args ...string) *replTerm {
+	t.Helper()
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skipf("no sh to run stty after the client: %v", err)
+	}
+	if _, err := exec.LookPath("stty"); err != nil {
+		t.Skipf("no stty to check the terminal modes: %v", err)
+	}
+	script := `"$0" client "$@"; rc=$?; echo "STTY:"; stty -a; exit $rc`
+	return startReplTermCmd(t, exec.Command(sh, append([]string{"-c", script, bin}, args...)...))
+}
+
+func startReplTermCmd(t *testing.T, cmd *exec.Cmd) *replTerm {
+	t.Helper()
 	home := t.TempDir()
-	cmd := exec.Command(bin, append([]string{"client"}, args...)...)
 	cmd.Env = append(os.Environ(), "TERM=xterm", "HOME="+home, "XDG_CONFIG_HOME="+home,
-		"GORACE=halt_on_error=1 exitcode=66")
+		"GORACE=halt_on_error=1 exitcode=66 atexit_sleep_ms=50")
 	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 120})
+	if errors.Is(err, pty.ErrUnsupported) {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
 	if err != nil {
 		t.Fatalf("starting the client in a pty: %v", err)
 	}
-	r := &replTerm{t: t, pty: ptmx, cmd: cmd, exited: make(chan struct{})}
-	readDone := make(chan struct{})
+	r := &replTerm{t: t, pty: ptmx, cmd: cmd, exited: make(chan struct{}), readDone: make(chan struct{})}
 	go func() {
-		defer close(readDone)
+		defer close(r.readDone)
 		b := make([]byte, 4096)
 		for {
 			n, err := ptmx.Read(b)
@@ -350,7 +376,7 @@ func startReplTerm(t *testing.T, bin string, args ...string) *replTerm {
 			<-r.exited
 		}
 		ptmx.Close()
-		<-readDone
+		<-r.readDone
 		if t.Failed() {
 			t.Logf("terminal output:\n%q", r.output())
 		}
@@ -408,6 +434,29 @@ func (r *replTerm) exitCode() int {
 	return -1
 }
 
+// checkRestored fails unless the terminal was back in its usual line mode
+// (canonical input, echo) after the client exited; it needs
+// startReplTermStty.
+func (r *replTerm) checkRestored() {
+	r.t.Helper()
+	select {
+	case <-r.readDone: // the terminal closed: everything was written
+	case <-time.After(replWait):
+		r.t.Fatal("the terminal did not close")
+	}
+	out := r.output()
+	i := strings.LastIndex(out, "STTY:")
+	if i < 0 {
+		r.t.Fatal("stty did not run after the client")
+	}
+	modes := strings.Fields(out[i:])
+	for _, want := range []string{"icanon", "echo", "isig"} {
+		if !slices.Contains(modes, want) {
+			r.t.Errorf("terminal left without %s (raw mode not undone): %q", want, out[i:])
+		}
+	}
+}
+
 // replCSI matches the escape sequences readline draws with.
 var replCSI = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
 
@@ -436,7 +485,7 @@ func TestClientBinary(t *testing.T) {
 	t.Run("completion and redraw in a pty", func(t *testing.T) {
 		srv := startReplServer(t)
 		bob := dialReplPeer(t, srv.addr, "bob")
-		alice := startReplTerm(t, bin, "-connect", srv.addr, "-name", "alice", "-insecure", "-no-color")
+		alice := startReplTermStty(t, bin, "-connect", srv.addr, "-name", "alice", "-insecure", "-no-color")
 		pos := alice.waitFor("alice> ", 0)
 		bob.expect(t, `\[SYSTEM\] alice joined`)
 
@@ -492,6 +541,7 @@ func TestClientBinary(t *testing.T) {
 		if code := alice.exitCode(); code != 0 {
 			t.Errorf("exit code after Ctrl-D %d, want 0", code)
 		}
+		alice.checkRestored()
 		bob.expect(t, `\[SYSTEM\] alice left the chat$`)
 		if srv.logged("ENCRYPTED BROADCAST", "alice: junkafter") {
 			t.Error("Ctrl-C did not clear the line")
@@ -518,6 +568,38 @@ func TestClientBinary(t *testing.T) {
 		bob.expect(t, `\[SYSTEM\] alice left the chat$`)
 	})
 
+	t.Run("name prompt", func(t *testing.T) {
+		srv := startReplServer(t)
+		bob := dialReplPeer(t, srv.addr, "bob")
+		alice := startReplTerm(t, bin, "-connect", srv.addr, "-insecure", "-no-color")
+		pos := alice.waitFor("Enter your username: ", 0)
+		alice.send("bad name\r")
+		pos = alice.waitFor("invalid username", pos)
+		pos = alice.waitFor("Enter your username: ", pos)
+		alice.send("dave\r")
+		alice.waitFor("dave> ", pos)
+		bob.expect(t, `\[SYSTEM\] dave joined`)
+		alice.send("/quit\r")
+		if code := alice.exitCode(); code != 0 {
+			t.Errorf("exit code %d, want 0", code)
+		}
+	})
+
+	t.Run("SIGTERM while reading leaves", func(t *testing.T) {
+		srv := startReplServer(t)
+		bob := dialReplPeer(t, srv.addr, "bob")
+		alice := startReplTerm(t, bin, "-connect", srv.addr, "-name", "alice", "-insecure", "-no-color")
+		alice.waitFor("alice> ", 0)
+		bob.expect(t, `alice joined`)
+		if err := alice.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if code := alice.exitCode(); code != 0 {
+			t.Errorf("exit code %d, want 0", code)
+		}
+		bob.expect(t, `\[SYSTEM\] alice left the chat$`)
+	})
+
 	t.Run("/quit leaves", func(t *testing.T) {
 		srv := startReplServer(t)
 		alice := startReplTerm(t, bin, "-connect", srv.addr, "-name", "alice", "-insecure", "-no-color")
@@ -532,7 +614,7 @@ func TestClientBinary(t *testing.T) {
 		// The REPL must end while Readline is blocked reading the terminal
 		// (readline's Close hang, chzyer/readline#217).
 		srv := startReplServer(t)
-		alice := startReplTerm(t, bin, "-connect", srv.addr, "-name", "alice", "-insecure", "-no-color")
+		alice := startReplTermStty(t, bin, "-connect", srv.addr, "-name", "alice", "-insecure", "-no-color")
 		pos := alice.waitFor("alice> ", 0)
 		alice.send("half")
 		pos = alice.waitFor("alice> half", pos)
@@ -541,6 +623,7 @@ func TestClientBinary(t *testing.T) {
 		if code := alice.exitCode(); code != 0 {
 			t.Errorf("exit code after the server's shutdown notice %d, want 0", code)
 		}
+		alice.checkRestored()
 	})
 
 	t.Run("server drop and a malicious text", func(t *testing.T) {
@@ -550,12 +633,13 @@ func TestClientBinary(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 			// then the connection closes without a notice
 		})
-		alice := startReplTerm(t, bin, "-connect", addr, "-name", "alice", "-insecure", "-no-color")
+		alice := startReplTermStty(t, bin, "-connect", addr, "-name", "alice", "-insecure", "-no-color")
 		alice.waitFor("gnp.exe", 0)
 		alice.waitFor("connection to the server closed", 0)
 		if code := alice.exitCode(); code != 1 {
 			t.Errorf("exit code after the server vanished %d, want 1", code)
 		}
+		alice.checkRestored()
 		out := alice.output()
 		for _, bad := range []string{"\x1b[2J", "\u009b", "\a", "\u202e", "\u2066", "\x7f"} {
 			if strings.Contains(out, bad) {
@@ -568,7 +652,8 @@ func TestClientBinary(t *testing.T) {
 		srv := startReplServer(t)
 		home := t.TempDir()
 		cmd := exec.Command(bin, "client", "-connect", srv.addr, "-name", "bot", "-insecure")
-		cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home)
+		cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home,
+			"GORACE=halt_on_error=1 exitcode=66 atexit_sleep_ms=50")
 		cmd.Stdin = strings.NewReader("hi\n/quit\n")
 		var out, errb syncBuffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
