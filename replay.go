@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -1124,7 +1125,37 @@ type replaySession interface {
 // replaySuites are asked in order; the first that claims a connection
 // decodes it. Connections no suite claims are shown as opaque frames.
 func replaySuites() []replaySuite {
-	return []replaySuite{classicReplaySuite{}}
+	return []replaySuite{modernPlaceholderSuite{}, classicReplaySuite{}}
+}
+
+// modernPlaceholderSuite recognises modern connections by the server's
+// first frame and shows their frames as opaque. It stands in until the
+// modern suite's own replaySuite replaces it in replaySuites.
+type modernPlaceholderSuite struct{}
+
+func (modernPlaceholderSuite) claims(dir wireDir, first []byte) bool {
+	return dir == wireS2C && isModernHello(first)
+}
+
+func (modernPlaceholderSuite) newSession(keys *replayKeys, conn int) replaySession {
+	return &modernPlaceholderSession{keys: keys, conn: conn}
+}
+
+type modernPlaceholderSession struct {
+	keys   *replayKeys
+	conn   int
+	noted  bool
+	frames int
+}
+
+func (s *modernPlaceholderSession) decode(f *replayFrame) {
+	opaqueFrame(f)
+	f.What = "modern suite frame: this replay does not decode the modern suite yet"
+	s.frames++
+	if !s.noted && s.keys.rsa != nil {
+		s.noted = true
+		f.Notes = append(f.Notes, fmt.Sprintf("conn %d: a modern session: the server's private key only signs its handshake; the session keys come from an ephemeral X25519+ML-KEM-768 exchange, so %s cannot decrypt it (forward secrecy)", s.conn, s.keys.rsaName))
+	}
 }
 
 // opaqueSession shows frames no suite understands.
@@ -1343,7 +1374,16 @@ func (s *classicSession) sealed(f *replayFrame, raw []byte) {
 	f.What = "sealed record: AES-256-CBC, base64"
 	f.Meta.IV = hex.EncodeToString(raw[:cbcIVSize])
 	f.Meta.CipherLen, f.Meta.TextMin, f.Meta.TextMax, f.Meta.HasRange = ct, ct-16, ct-1, true
-	f.Details = []string{fmt.Sprintf("IV %s · ciphertext %d B → text %d–%d B", f.Meta.IV, ct, ct-16, ct-1)}
+	d := append(make([]byte, 0, 96), "IV "...)
+	d = append(d, f.Meta.IV...)
+	d = append(d, " · ciphertext "...)
+	d = strconv.AppendInt(d, int64(ct), 10)
+	d = append(d, " B → text "...)
+	d = strconv.AppendInt(d, int64(ct-16), 10)
+	d = append(d, "–"...)
+	d = strconv.AppendInt(d, int64(ct-1), 10)
+	d = append(d, " B"...)
+	f.Details = []string{string(d)}
 	f.Preview = truncateBytes(f.Payload, 64)
 	if s.state == keyUndecided {
 		s.chooseKey(f)
@@ -1726,7 +1766,7 @@ func (rp *replayer) finish() {
 	for id := range rp.conns {
 		ids = append(ids, id)
 	}
-	sortInts(ids)
+	slices.Sort(ids)
 	for _, id := range ids {
 		rp.endConn(rp.conns[id], false)
 	}
@@ -1789,14 +1829,6 @@ func (rp *replayer) frame(c *replayConn, d wireDir, payload []byte, partial stri
 	rp.out.frame(f)
 }
 
-func sortInts(a []int) {
-	for i := 1; i < len(a); i++ {
-		for j := i; j > 0 && a[j] < a[j-1]; j-- {
-			a[j], a[j-1] = a[j-1], a[j]
-		}
-	}
-}
-
 // ---------------------------------------------------------------------------
 // Views
 
@@ -1829,6 +1861,11 @@ type textOutput struct {
 	side  bool // both views side by side
 	colW  int
 	paint [stErr + 1]*color.Color
+
+	// Scratch reused for every frame.
+	scratch      []byte
+	sniff, peer  []styledLine
+	lwrap, rwrap []styledLine
 }
 
 // sideBySideMin is the narrowest terminal that shows both views side by side.
@@ -1865,8 +1902,17 @@ func newTextOutput(w io.Writer, opts *replayOptions) *textOutput {
 
 // put writes one line in one style; text from the capture is escaped first.
 func (o *textOutput) put(st textStyle, s string) {
-	o.w.WriteString(o.paint[st].Sprint(printable(s)))
+	o.paintString(st, printable(s))
 	o.w.WriteByte('\n')
+}
+
+// paintString writes s in a style, plainly when colour is off.
+func (o *textOutput) paintString(st textStyle, s string) {
+	if o.opts.color && st != stPlain {
+		o.w.WriteString(o.paint[st].Sprint(s))
+		return
+	}
+	o.w.WriteString(s)
 }
 
 func (o *textOutput) begin(h captureHeader, started time.Time) {
@@ -1945,17 +1991,34 @@ func (o *textOutput) frame(f *replayFrame) {
 	if f.Dir == wireS2C {
 		dirSt = stS2C
 	}
-	head := fmt.Sprintf("#%-4d %9.3fs  conn %d  ", f.Num, f.T, f.Conn)
-	o.w.WriteString(o.paint[stHead].Sprint(head))
-	o.w.WriteString(o.paint[dirSt].Sprint(f.Dir.arrow()))
-	o.w.WriteString(o.paint[stDim].Sprintf("  %d B", len(f.Payload)))
+	// "#N  time  conn C  ", built without fmt: this runs for every frame.
+	h := append(o.scratch[:0], '#')
+	h = strconv.AppendInt(h, int64(f.Num), 10)
+	for len(h) < 5 {
+		h = append(h, ' ')
+	}
+	h = append(h, ' ')
+	var num [32]byte
+	t := strconv.AppendFloat(num[:0], f.T, 'f', 3, 64)
+	h = append(h, spaces[:max(0, 9-len(t))]...)
+	h = append(h, t...)
+	h = append(h, "s  conn "...)
+	h = strconv.AppendInt(h, int64(f.Conn), 10)
+	h = append(h, "  "...)
+	o.scratch = h
+	o.paintString(stHead, string(h))
+	o.paintString(dirSt, f.Dir.arrow())
+	h = append(h[:0], "  "...)
+	h = strconv.AppendInt(h, int64(len(f.Payload)), 10)
+	h = append(h, " B"...)
+	o.paintString(stDim, string(h))
 	o.w.WriteByte('\n')
 
 	sniff := o.snifferLines(f)
 	peer := o.peerLines(f)
 	switch {
 	case o.opts.view == "sniffer":
-		sniff = append(sniff, styleAll(f.Tampered, stNote)...)
+		sniff = appendStyled(sniff, f.Tampered, stNote)
 		o.indent("      ", sniff)
 	case o.opts.view == "peer":
 		o.indent("      ", peer)
@@ -1971,43 +2034,54 @@ func (o *textOutput) frame(f *replayFrame) {
 	o.w.WriteByte('\n')
 }
 
-func styleAll(lines []string, st textStyle) []styledLine {
-	out := make([]styledLine, len(lines))
-	for i, s := range lines {
-		out[i] = styledLine{s, st}
+// spaces pads columns.
+var spaces = []byte(strings.Repeat(" ", 256))
+
+func appendStyled(dst []styledLine, lines []string, st textStyle) []styledLine {
+	for _, s := range lines {
+		dst = append(dst, styledLine{s, st})
 	}
-	return out
+	return dst
 }
 
 func (o *textOutput) snifferLines(f *replayFrame) []styledLine {
-	lines := []styledLine{{f.What, stKind}}
-	lines = append(lines, styleAll(f.Details, stPlain)...)
+	lines := append(o.sniff[:0], styledLine{f.What, stKind})
+	lines = appendStyled(lines, f.Details, stPlain)
 	if f.Preview != "" {
 		lines = append(lines, styledLine{f.Preview, stDim})
 	}
+	o.sniff = lines
 	return lines
 }
 
 func (o *textOutput) peerLines(f *replayFrame) []styledLine {
-	var lines []styledLine
+	lines := o.peer[:0]
 	switch {
+	case f.HasText && len(f.Text) == 0:
+		lines = append(lines, styledLine{"(empty text)", stText})
 	case f.HasText:
 		text := string(f.Text)
-		if text == "" {
-			text = "(empty text)"
+		for {
+			line, rest, more := strings.Cut(text, "\n")
+			lines = append(lines, styledLine{line, stText})
+			if !more {
+				break
+			}
+			text = rest
 		}
-		for _, l := range strings.Split(text, "\n") {
-			lines = append(lines, styledLine{l, stText})
-		}
-		lines = append(lines, styledLine{"key: " + f.Key, stDim})
 	case f.Problem != "":
 		lines = append(lines, styledLine{f.Problem, stErr})
 	case f.Kind == "sealed":
 		lines = append(lines, styledLine{"(no key: ciphertext only)", stDim})
 	default:
-		lines = append(lines, styleAll(f.Peer, stPlain)...)
+		lines = appendStyled(lines, f.Peer, stPlain)
 	}
-	return append(lines, styleAll(f.Tampered, stNote)...)
+	if f.HasText {
+		lines = append(lines, styledLine{"key: " + f.Key, stDim})
+	}
+	lines = appendStyled(lines, f.Tampered, stNote)
+	o.peer = lines
+	return lines
 }
 
 func (o *textOutput) indent(prefix string, lines []styledLine) {
@@ -2031,7 +2105,9 @@ func (o *textOutput) labelled(first, rest string, lines []styledLine) {
 // columns lays out the two views side by side, each wrapped to the column
 // width on its own.
 func (o *textOutput) columns(left, right []styledLine) {
-	l, r := o.wrapLines(left), o.wrapLines(right)
+	o.lwrap = o.wrapLines(o.lwrap[:0], left)
+	o.rwrap = o.wrapLines(o.rwrap[:0], right)
+	l, r := o.lwrap, o.rwrap
 	for i := 0; i < len(l) || i < len(r); i++ {
 		var a, c styledLine
 		if i < len(l) {
@@ -2041,68 +2117,88 @@ func (o *textOutput) columns(left, right []styledLine) {
 			c = r[i]
 		}
 		o.w.WriteString("  ")
-		o.w.WriteString(o.paint[a.st].Sprint(a.s))
-		o.w.WriteString(strings.Repeat(" ", max(0, o.colW-utf8.RuneCountInString(a.s))))
+		o.paintString(a.st, a.s)
+		if pad := o.colW - runeWidth(a.s); pad > 0 {
+			for pad > len(spaces) {
+				o.w.Write(spaces)
+				pad -= len(spaces)
+			}
+			o.w.Write(spaces[:pad])
+		}
 		if c.s == "" {
 			o.w.WriteString(" │\n")
 			continue
 		}
 		o.w.WriteString(" │ ")
-		o.w.WriteString(o.paint[c.st].Sprint(c.s))
+		o.paintString(c.st, c.s)
 		o.w.WriteByte('\n')
 	}
 }
 
-func (o *textOutput) wrapLines(lines []styledLine) []styledLine {
-	var out []styledLine
-	for _, l := range lines {
-		for _, piece := range wrapWords(printable(l.s), o.colW) {
-			out = append(out, styledLine{piece, l.st})
+// runeWidth counts runes, with a fast path for ASCII.
+func runeWidth(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return utf8.RuneCountInString(s)
 		}
 	}
-	return out
+	return len(s)
 }
 
-// wrapWords cuts s into lines of at most n runes, at a space when there is
-// one, else in the middle of a word.
-func wrapWords(s string, n int) []string {
-	var out []string
-	for n > 0 && utf8.RuneCountInString(s) > n {
-		cut, space, count := 0, -1, 0
-		for i, r := range s {
-			if count == n {
-				cut = i
-				break
-			}
-			if r == ' ' && count > 0 {
-				space = i
-			}
-			count++
+func (o *textOutput) wrapLines(dst, lines []styledLine) []styledLine {
+	for _, l := range lines {
+		s := printable(l.s)
+		for o.colW > 0 && runeWidth(s) > o.colW {
+			var piece string
+			piece, s = cutLine(s, o.colW)
+			dst = append(dst, styledLine{piece, l.st})
 		}
-		if space > 0 {
-			out = append(out, s[:space])
-			s = s[space+1:]
-		} else {
-			out = append(out, s[:cut])
-			s = s[cut:]
-		}
+		dst = append(dst, styledLine{s, l.st})
 	}
-	return append(out, s)
+	return dst
+}
+
+// cutLine takes the first line of at most n runes off s, cutting at a
+// space when there is one (the space is dropped), else in a word.
+func cutLine(s string, n int) (line, rest string) {
+	cut, space, count := len(s), -1, 0
+	for i, r := range s {
+		if count == n {
+			cut = i
+			break
+		}
+		if r == ' ' && count > 0 {
+			space = i
+		}
+		count++
+	}
+	if space > 0 {
+		return s[:space], s[space+1:]
+	}
+	return s[:cut], s[cut:]
 }
 
 // printable escapes what must not reach a terminal from a capture: control
 // characters (isControl) and invalid UTF-8 become \x.. or \u.... escapes.
 func printable(s string) string {
-	clean := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f {
-			clean = false
-			break
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f {
+				return escapeControls(s)
+			}
+			i++
+			continue
 		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size == 1) || isControl(r) {
+			return escapeControls(s)
+		}
+		i += size
 	}
-	if clean {
-		return s
-	}
+	return s
+}
+
+func escapeControls(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,6 +110,11 @@ type chatRun struct {
 // recordChat runs a real server on loopback that records into dir and logs
 // keys, lets script drive clients through connect, then closes everything.
 func recordChat(t *testing.T, dir string, key *rsa.PrivateKey, seed byte, script func(connect func(name string) *clientSession)) chatRun {
+	return recordSuiteChat(t, dir, suiteClassic, key, seed, script)
+}
+
+// recordSuiteChat is recordChat with the server speaking suite.
+func recordSuiteChat(t *testing.T, dir, suite string, key *rsa.PrivateKey, seed byte, script func(connect func(name string) *clientSession)) chatRun {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -131,6 +137,7 @@ func recordChat(t *testing.T, dir string, key *rsa.PrivateKey, seed byte, script
 	}
 	srv, err := newServer(serverConfig{
 		Key:    key,
+		Suite:  suite,
 		Rand:   newLockedRand(seed),
 		Now:    func() time.Time { return replayEpoch },
 		Record: rec,
@@ -1725,5 +1732,203 @@ func TestTapPythonServer(t *testing.T) {
 		if !strings.Contains(joined, want) {
 			t.Errorf("replay lacks %q; got %q", want, got)
 		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Benchmark
+
+// benchCapture streams a synthetic classic capture of about size bytes: a
+// block of sessions (PEM key, blob, sealed chat texts of 20–400 bytes, in
+// chunks of one frame, two frames, or a frame split in two) recorded once
+// and repeated under new connection numbers, so the reader itself holds
+// only one block.
+type benchCapture struct {
+	lines [][]byte // per line: the part after `"conn":N`
+	conns []int    // per line: the connection's index in the block
+	block int      // connections per block
+	size  int
+	sent  int
+	round int
+	line  int
+	buf   []byte
+}
+
+// benchKey is the session key of every benchmark connection (-key).
+var benchKey = bytes.Repeat([]byte{0x42}, 32)
+
+func newBenchCapture(b *testing.B, size int) *benchCapture {
+	b.Helper()
+	rc, err := newClassicCipher(benchKey, newLockedRand(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	pemKey, err := marshalPublicKeyPEM(&replayServerKey(b).PublicKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := mathrand.New(mathrand.NewPCG(5, 6))
+	bc := &benchCapture{size: size, block: 20}
+	add := func(conn int, rest string) {
+		bc.lines = append(bc.lines, []byte(rest))
+		bc.conns = append(bc.conns, conn)
+	}
+	chunk := func(conn int, dir wireDir, data []byte) {
+		add(conn, `,"dir":"`+dir.String()+`","data":"`+base64.StdEncoding.EncodeToString(data)+`"}`)
+	}
+	for conn := 0; conn < bc.block; conn++ {
+		add(conn, `,"ev":"open","client":"127.0.0.1:`+strconv.Itoa(50000+conn)+`","server":"127.0.0.1:5174"}`)
+		chunk(conn, wireS2C, appendFrame(nil, pemKey))
+		blob := make([]byte, rsaBlobSize)
+		for i := range blob {
+			blob[i] = byte(rng.Uint32())
+		}
+		chunk(conn, wireC2S, appendFrame(nil, blob))
+		var pending []byte
+		for i := 0; i < 400; i++ {
+			text := make([]byte, 20+rng.IntN(380))
+			for j := range text {
+				text[j] = "abcdefghijklmnopqrstuvwxyz     "[rng.IntN(31)]
+			}
+			rec, err := rc.seal(text)
+			if err != nil {
+				b.Fatal(err)
+			}
+			frame := appendFrame(nil, rec)
+			dir := wireDir(i % 2)
+			switch rng.IntN(3) {
+			case 0: // one frame
+				chunk(conn, dir, frame)
+			case 1: // split in two
+				cut := 1 + rng.IntN(len(frame)-1)
+				chunk(conn, dir, frame[:cut])
+				chunk(conn, dir, frame[cut:])
+			case 2: // two frames of the same direction in one chunk
+				if pending == nil {
+					pending = frame
+					continue
+				}
+				chunk(conn, wireC2S, append(pending, frame...))
+				pending = nil
+			}
+		}
+		add(conn, `,"ev":"close"}`)
+	}
+	return bc
+}
+
+func (bc *benchCapture) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if len(bc.buf) == 0 {
+			switch {
+			case bc.sent == 0 && bc.round == 0 && bc.line == 0 && bc.buf == nil:
+				bc.buf = []byte(`{"encchat_capture":1,"started":"2026-11-26T09:00:00Z","recorder":"tap","addr":"127.0.0.1:5174"}` + "\n")
+			case bc.sent >= bc.size && bc.line == 0:
+				if n == 0 {
+					return 0, io.EOF
+				}
+				return n, nil
+			default:
+				i := bc.line
+				conn := bc.round*bc.block + bc.conns[i] + 1
+				t := float64(bc.round) + float64(i)*0.0001
+				bc.buf = append(bc.buf[:0], `{"t":`...)
+				bc.buf = strconv.AppendFloat(bc.buf, t, 'f', 4, 64)
+				bc.buf = append(bc.buf, `,"conn":`...)
+				bc.buf = strconv.AppendInt(bc.buf, int64(conn), 10)
+				bc.buf = append(bc.buf, bc.lines[i]...)
+				bc.buf = append(bc.buf, '\n')
+				if bc.line++; bc.line == len(bc.lines) {
+					bc.line = 0
+					bc.round++
+				}
+			}
+		}
+		c := copy(p[n:], bc.buf)
+		n += c
+		bc.sent += c
+		bc.buf = bc.buf[c:]
+	}
+	return n, nil
+}
+
+// BenchmarkReplay replays a synthetic capture with a key, decrypting every
+// record and rendering the both view to a discarded writer. It reports
+// MB/s of capture and the peak heap while replaying, which must not grow
+// with the size of the capture.
+func BenchmarkReplay(b *testing.B) {
+	for _, size := range []int{10 << 20, 100 << 20} {
+		for _, view := range []string{"both", "json"} {
+			b.Run(fmt.Sprintf("%s/%dMB", view, size>>20), func(b *testing.B) {
+				template := newBenchCapture(b, size)
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				var peak uint64
+				stop := make(chan struct{})
+				sampled := make(chan struct{})
+				go func() {
+					defer close(sampled)
+					var ms runtime.MemStats
+					tick := time.NewTicker(50 * time.Millisecond)
+					defer tick.Stop()
+					for {
+						select {
+						case <-stop:
+							return
+						case <-tick.C:
+							runtime.ReadMemStats(&ms)
+							peak = max(peak, ms.HeapInuse)
+						}
+					}
+				}()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					bc := *template
+					bc.buf = nil
+					opts := &replayOptions{name: "bench", view: view, width: 120, keys: &replayKeys{key: benchKey}}
+					var out replayOutput = newTextOutput(io.Discard, opts)
+					if view == "json" {
+						opts.json = true
+						out = newJSONOutput(io.Discard)
+					}
+					if err := replayCapture(&bc, opts, out); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				close(stop)
+				<-sampled
+				b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
+			})
+		}
+	}
+}
+
+// TestReplayModernCapture: a modern session is recognised, shown as opaque
+// frames, and -rsa-key says plainly that the server key cannot decrypt it.
+func TestReplayModernCapture(t *testing.T) {
+	key := replayServerKey(t)
+	const secret = "modern secret: forward secrecy holds"
+	run := recordSuiteChat(t, t.TempDir(), suiteModern, key, 3, func(connect func(string) *clientSession) {
+		c := connect("mo")
+		if c.Suite != suiteModern {
+			t.Fatalf("client negotiated %q", c.Suite)
+		}
+		c.Send(secret)
+		expectRecv(t, c, secret)
+	})
+	stdout, stderr, code := runReplayTest(t, 80, "-rsa-key", filepath.Join(replayTestdata, "server.pem"), run.capture)
+	if code != 0 || stderr != "" {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "modern suite frame") || !strings.Contains(stdout, "cannot decrypt it (forward secrecy)") {
+		t.Errorf("replay of a modern capture:\n%s", stdout)
+	}
+	if strings.Count(stdout, "forward secrecy") != 1 {
+		t.Error("the forward secrecy note is not said once per session")
+	}
+	if strings.Contains(stdout, secret) {
+		t.Error("the server key decrypted a modern session")
 	}
 }
