@@ -221,11 +221,13 @@ func (c *capture) Close() error {
 	return c.closeErr
 }
 
-// record appends one line built by add, unless recording has stopped.
-func (c *capture) record(add func(b []byte, t float64) []byte) {
+// record appends one line built by add, unless recording has stopped or
+// cc (when not nil) was closed: a read or write racing with Close must not
+// appear after the connection's close record.
+func (c *capture) record(cc *capConn, add func(b []byte, t float64) []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.stopped || c.err != nil {
+	if c.stopped || c.err != nil || (cc != nil && cc.closed) {
 		return
 	}
 	if len(c.pending) > c.maxPending {
@@ -245,8 +247,9 @@ func (c *capture) record(add func(b []byte, t float64) []byte) {
 
 // capConn records one connection. A nil *capConn records nothing.
 type capConn struct {
-	c  *capture
-	id int
+	c      *capture
+	id     int
+	closed bool // guarded by c.mu
 }
 
 // open records a new connection and returns its recorder. Ids are given in
@@ -256,7 +259,7 @@ func (c *capture) open(client, server string) *capConn {
 		return nil
 	}
 	cc := &capConn{c: c}
-	c.record(func(b []byte, t float64) []byte {
+	c.record(nil, func(b []byte, t float64) []byte {
 		c.nextID++
 		cc.id = c.nextID
 		b = appendRecordStart(b, t, cc.id)
@@ -274,7 +277,7 @@ func (cc *capConn) data(dir wireDir, p []byte) {
 	if cc == nil || len(p) == 0 {
 		return
 	}
-	cc.c.record(func(b []byte, t float64) []byte {
+	cc.c.record(cc, func(b []byte, t float64) []byte {
 		b = appendRecordStart(b, t, cc.id)
 		b = append(b, `,"dir":"`...)
 		b = append(b, dir.String()...)
@@ -289,7 +292,8 @@ func (cc *capConn) close() {
 	if cc == nil {
 		return
 	}
-	cc.c.record(func(b []byte, t float64) []byte {
+	cc.c.record(cc, func(b []byte, t float64) []byte {
+		cc.closed = true
 		b = appendRecordStart(b, t, cc.id)
 		return append(b, `,"ev":"close"}`+"\n"...)
 	})

@@ -1932,3 +1932,48 @@ func TestReplayModernCapture(t *testing.T) {
 		t.Error("the server key decrypted a modern session")
 	}
 }
+
+// TestCaptureNoDataAfterClose: reads and writes racing with Close never
+// land after the connection's close record, so replay accepts the capture.
+func TestCaptureNoDataAfterClose(t *testing.T) {
+	out := &memFile{}
+	rec := newCapture(out, "server", "x", nil)
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		cc := rec.open("c", "s")
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := 0; j < 50; j++ {
+					cc.data(wireDir(j%2), []byte("0000000001x"))
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i%5) * 100 * time.Microsecond)
+			cc.close()
+		}()
+	}
+	wg.Wait()
+	rec.Close()
+	closed := map[int]bool{}
+	_, evs := readEvents(t, out.String())
+	for _, ev := range evs {
+		if closed[ev.Conn] {
+			t.Fatalf("line %d: %s on connection %d after its close", ev.Line, ev.Kind, ev.Conn)
+		}
+		if ev.Kind == capClose {
+			closed[ev.Conn] = true
+		}
+	}
+	if len(closed) != 20 {
+		t.Errorf("%d connections closed, want 20", len(closed))
+	}
+	path := writeCapture(t, "race.jsonl", out.String())
+	if _, stderr, code := runReplayTest(t, 80, path); code != 0 {
+		t.Errorf("replay: exit %d: %s", code, stderr)
+	}
+}
