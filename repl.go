@@ -245,13 +245,10 @@ func (c *chatClient) connect(ctx context.Context, name string, rec *capture, kl 
 
 // step prints one step of the handshake walk-through.
 func (c *chatClient) step(st handshakeStep) {
-	indent := ""
+	const indent = "      "
+	// A step without a number adds its results to the one before.
 	if st.N > 0 {
 		fmt.Fprintln(c.out, c.pal.handshake.Sprintf("[%d/%d] %s", st.N, st.Total, sanitizeText(st.Title)))
-		indent = "      "
-	} else if st.Title != "" {
-		fmt.Fprintln(c.out, c.pal.handshake.Sprint(sanitizeText(st.Title)))
-		indent = "      "
 	}
 	for _, r := range st.Results {
 		r = sanitizeText(r)
@@ -596,10 +593,9 @@ func (c *chatClient) repl(ctx context.Context) int {
 	for {
 		select {
 		case r := <-got:
-			quit, leaveNow := c.handleLine(r)
-			if leaveNow {
+			if how, end := c.handleLine(r); end {
 				stopReader()
-				return c.finish(quit, recvDone)
+				return c.finish(how, recvDone)
 			}
 			want <- struct{}{}
 		case err := <-recvDone:
@@ -617,10 +613,10 @@ func (c *chatClient) repl(ctx context.Context) int {
 type lineOutcome int
 
 const (
-	lineSent     lineOutcome = iota // sent, or nothing to send: go on
+	lineGoOn     lineOutcome = iota // sent, or nothing to send
 	lineQuitSent                    // /quit went out
 	lineLeave                       // Ctrl-C on an empty line, or Ctrl-D: /quit must go out
-	lineSendFail                    // the connection is broken
+	lineBroken                      // the send failed: the connection is gone
 )
 
 // handleLine acts on one Readline result and says whether the REPL ends.
@@ -628,7 +624,7 @@ func (c *chatClient) handleLine(r lineResult) (lineOutcome, bool) {
 	switch {
 	case errors.Is(r.err, readline.ErrInterrupt):
 		if strings.TrimSpace(r.line) != "" {
-			return lineSent, false // Ctrl-C cleared the line
+			return lineGoOn, false // Ctrl-C cleared the line
 		}
 		return lineLeave, true
 	case r.err != nil: // Ctrl-D on an empty line
@@ -636,21 +632,21 @@ func (c *chatClient) handleLine(r lineResult) (lineOutcome, bool) {
 	}
 	text := strings.TrimSpace(r.line)
 	if text == "" {
-		return lineSent, false
+		return lineGoOn, false
 	}
 	if err := c.cs.Send(text); err != nil {
-		return lineSendFail, true
+		return lineBroken, true
 	}
 	if text == "/quit" {
 		return lineQuitSent, true
 	}
-	return lineSent, false
+	return lineGoOn, false
 }
 
 // finish ends the session after the REPL's last line.
 func (c *chatClient) finish(how lineOutcome, recvDone chan error) int {
 	switch how {
-	case lineSendFail:
+	case lineBroken:
 		c.cs.Close()
 		return c.serverGone(<-recvDone)
 	case lineQuitSent:
@@ -849,12 +845,12 @@ func (in *ttyInput) wake() {
 func (in *ttyInput) Read(p []byte) (int, error) {
 	for len(in.rest) == 0 {
 		wake := (<-chan struct{})(in.wakeCh)
-		var hold <-chan time.Time
+		var hold *time.Timer
+		var holdC <-chan time.Time
 		if in.midSeq {
 			if wait := seqGrace - time.Since(in.lastChunk); wait > 0 {
-				t := time.NewTimer(wait)
-				defer t.Stop()
-				wake, hold = nil, t.C
+				hold = time.NewTimer(wait)
+				wake, holdC = nil, hold.C
 			} else {
 				in.midSeq = false
 			}
@@ -869,10 +865,13 @@ func (in *ttyInput) Read(p []byte) (int, error) {
 			in.lastChunk = time.Now()
 		case <-wake:
 			in.rest = wakeBytes
-		case <-hold:
+		case <-holdC:
 			in.midSeq = false
 		case <-in.done:
 			return 0, io.EOF
+		}
+		if hold != nil {
+			hold.Stop()
 		}
 	}
 	n := copy(p, in.rest)

@@ -316,6 +316,7 @@ type replTerm struct {
 	err    error // from Wait, after exited
 
 	readDone chan struct{} // the terminal's output is all read
+	home     string        // HOME and XDG_CONFIG_HOME of the client
 
 	mu  sync.Mutex
 	buf bytes.Buffer
@@ -353,7 +354,7 @@ func startReplTermCmd(t *testing.T, cmd *exec.Cmd) *replTerm {
 	if err != nil {
 		t.Fatalf("starting the client in a pty: %v", err)
 	}
-	r := &replTerm{t: t, pty: ptmx, cmd: cmd, exited: make(chan struct{}), readDone: make(chan struct{})}
+	r := &replTerm{t: t, pty: ptmx, cmd: cmd, home: home, exited: make(chan struct{}), readDone: make(chan struct{})}
 	go func() {
 		defer close(r.readDone)
 		b := make([]byte, 4096)
@@ -543,6 +544,10 @@ func TestClientBinary(t *testing.T) {
 		}
 		alice.checkRestored()
 		bob.expect(t, `\[SYSTEM\] alice left the chat$`)
+		// History stays in memory: nothing was written under HOME.
+		if files, err := os.ReadDir(alice.home); err != nil || len(files) > 0 {
+			t.Errorf("the client wrote to its home directory: %v %v", files, err)
+		}
 		if srv.logged("ENCRYPTED BROADCAST", "alice: junkafter") {
 			t.Error("Ctrl-C did not clear the line")
 		}
