@@ -677,16 +677,17 @@ func (t *transcript) sum() []byte { return t.hash.Sum(nil) }
 
 // serverHandshakeState is the server's side of one modern handshake.
 type serverHandshakeState struct {
-	t       *transcript
-	priv    *rsa.PrivateKey
-	rand    io.Reader
-	keylog  *keylog
-	report  func(string)
-	ecdhKey *ecdh.PrivateKey
-	kemKey  *mlkem.DecapsulationKey768
-	hello   *serverHelloMsg
-	client  *clientHelloMsg
-	secrets modernSecrets
+	t         *transcript
+	priv      *rsa.PrivateKey
+	rand      io.Reader
+	keylog    *keylog
+	report    func(string)
+	ecdhKey   *ecdh.PrivateKey
+	kemKey    *mlkem.DecapsulationKey768
+	hello     *serverHelloMsg
+	client    *clientHelloMsg
+	helloHash []byte // SHA-256(ServerHello frame, ClientHello frame)
+	secrets   modernSecrets
 }
 
 // serverHandshakeModern runs the modern handshake from the server's first
@@ -712,10 +713,12 @@ func (hs *serverHandshakeState) handshake() (recordCipher, error) {
 	if err := hs.readClientHello(); err != nil {
 		return nil, err
 	}
-	if err := hs.establishKeys(); err != nil {
+	// The signature needs only the transcript, so it goes out first: the
+	// client checks it while the server derives the keys.
+	if err := hs.sendServerVerify(); err != nil {
 		return nil, err
 	}
-	if err := hs.sendServerVerify(); err != nil {
+	if err := hs.establishKeys(); err != nil {
 		return nil, err
 	}
 	if err := hs.sendServerFinished(); err != nil {
@@ -775,6 +778,8 @@ func (hs *serverHandshakeState) readClientHello() error {
 	return nil
 }
 
+// establishKeys derives the session's secrets from the hellos; the
+// transcript hash it needs is that of the two hellos only.
 func (hs *serverHandshakeState) establishKeys() error {
 	kemSecret, err := hs.kemKey.Decapsulate(hs.client.mlkemCT)
 	if err != nil {
@@ -785,7 +790,7 @@ func (hs *serverHandshakeState) establishKeys() error {
 		return err
 	}
 	hs.ecdhKey, hs.kemKey = nil, nil // ephemeral: used once
-	if hs.secrets, err = deriveModernSecrets(hybridSecret(kemSecret, ecdhSecret), hs.t.sum()); err != nil {
+	if hs.secrets, err = deriveModernSecrets(hybridSecret(kemSecret, ecdhSecret), hs.helloHash); err != nil {
 		return err
 	}
 	hs.keylog.logKey(modernKeylogLabel, hs.client.random, hs.secrets.traffic)
@@ -794,7 +799,8 @@ func (hs *serverHandshakeState) establishKeys() error {
 }
 
 func (hs *serverHandshakeState) sendServerVerify() error {
-	sig, err := modernSign(hs.rand, hs.priv, signedContent(hs.t.sum()))
+	hs.helloHash = hs.t.sum()
+	sig, err := modernSign(hs.rand, hs.priv, signedContent(hs.helloHash))
 	if err != nil {
 		return err
 	}
@@ -841,7 +847,8 @@ type clientHandshakeState struct {
 	server    *serverHelloMsg
 	serverKey *rsa.PublicKey
 	hello     *clientHelloMsg
-	shared    []byte
+	ecdhKey   *ecdh.PrivateKey
+	kemSecret []byte
 	secrets   modernSecrets
 }
 
@@ -872,6 +879,11 @@ func (hs *clientHandshakeState) handshake(first []byte) (recordCipher, error) {
 		return nil, err
 	}
 	if err := hs.sendClientHello(); err != nil {
+		return nil, err
+	}
+	// The X25519 agreement waits until the hello is out: it overlaps with
+	// the server's signature.
+	if err := hs.establishKeys(); err != nil {
 		return nil, err
 	}
 	if err := hs.readServerVerify(); err != nil {
@@ -917,12 +929,7 @@ func (hs *clientHandshakeState) generateKeyShares() error {
 	if err != nil {
 		return fmt.Errorf("%w: ML-KEM-768 encapsulation key: %v", alertIllegalParameter, err)
 	}
-	ecdhKey, err := newX25519Key(hs.rand)
-	if err != nil {
-		return err
-	}
-	ecdhSecret, err := x25519Agree(ecdhKey, hs.server.x25519)
-	if err != nil {
+	if hs.ecdhKey, err = newX25519Key(hs.rand); err != nil {
 		return err
 	}
 	kemSecret, ct := ek.Encapsulate()
@@ -930,28 +937,31 @@ func (hs *clientHandshakeState) generateKeyShares() error {
 	if _, err := io.ReadFull(hs.rand, random); err != nil {
 		return err
 	}
-	hs.hello = &clientHelloMsg{random: random, x25519: ecdhKey.PublicKey().Bytes(), mlkemCT: ct}
-	hs.shared = hybridSecret(kemSecret, ecdhSecret)
+	hs.hello = &clientHelloMsg{random: random, x25519: hs.ecdhKey.PublicKey().Bytes(), mlkemCT: ct}
+	hs.kemSecret = kemSecret
 	hs.step(2, "Generating ephemeral key shares...",
-		"Generated an ephemeral X25519 key and combined it with the server's share",
+		"Generated an ephemeral X25519 key",
 		fmt.Sprintf("Encapsulated a fresh ML-KEM-768 secret to the server's key (%d-byte ciphertext)", len(ct)))
 	return nil
 }
 
 func (hs *clientHandshakeState) sendClientHello() error {
-	msg := hs.hello.marshal()
-	if err := hs.t.writeMsg(msg); err != nil {
+	return hs.t.writeMsg(hs.hello.marshal())
+}
+
+func (hs *clientHandshakeState) establishKeys() error {
+	ecdhSecret, err := x25519Agree(hs.ecdhKey, hs.server.x25519)
+	if err != nil {
 		return err
 	}
-	var err error
-	if hs.secrets, err = deriveModernSecrets(hs.shared, hs.t.sum()); err != nil {
+	if hs.secrets, err = deriveModernSecrets(hybridSecret(hs.kemSecret, ecdhSecret), hs.t.sum()); err != nil {
 		return err
 	}
-	hs.shared = nil
+	hs.ecdhKey, hs.kemSecret = nil, nil // ephemeral: used once
 	hs.keylog.logKey(modernKeylogLabel, hs.hello.random, hs.secrets.traffic)
 	hs.step(3, "Sending client hello...",
-		fmt.Sprintf("Sent client hello (%d bytes)", len(msg)),
-		"Derived AES-256-GCM keys, one per direction (HKDF-SHA256 over ML-KEM-768 + X25519)")
+		fmt.Sprintf("Sent client hello (%d bytes)", clientHelloLen),
+		"Combined the X25519 and ML-KEM-768 secrets; derived AES-256-GCM keys, one per direction (HKDF-SHA256)")
 	return nil
 }
 
