@@ -452,6 +452,7 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 	const n = 400
 	last := fmt.Sprintf("alice: %d %s", n-1, big)
 	bDone := make(chan []string, 1)
+	bGot := make(chan string, 1)
 	go func() {
 		var seen []string
 		b.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
@@ -459,20 +460,24 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 			text, err := b.Recv()
 			if err != nil {
 				bDone <- append(seen, "error: "+err.Error())
+				close(bGot)
 				return
 			}
 			text = stampRE.ReplaceAllString(text, "")
 			if !strings.HasPrefix(text, "alice: ") {
 				seen = append(seen, text)
+				continue
 			}
+			bGot <- text
 			if text == last {
 				bDone <- seen
 				return
 			}
 		}
 	}()
-	// alice waits for each echo, so only the sluggard falls behind; its
-	// socket buffers fill, then its queue, then it is dropped.
+	// alice waits for each message to reach her and bob, so only the
+	// sluggard falls behind; its socket buffers fill, then its queue, then
+	// it is dropped.
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		msg := fmt.Sprintf("%d %s", i, big)
@@ -480,6 +485,9 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 			t.Fatal(err)
 		}
 		expect(t, a, "alice: "+msg)
+		if got, ok := <-bGot; !ok || got != "alice: "+msg {
+			t.Fatalf("bob got %.40q, want message %d", got, i)
+		}
 	}
 	if seen := <-bDone; len(seen) != 1 || seen[0] != "[SYSTEM] sluggard left the chat" {
 		t.Errorf("besides the chat, bob saw %q; want only the sluggard leaving", seen)
