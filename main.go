@@ -159,7 +159,7 @@ func suiteDescription(suite string) string {
 
 func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	listen := fs.String("listen", defaultAddr, "address to listen on (`:5174` opens it to the LAN)")
+	listen := fs.String("listen", defaultAddr, "`address` to listen on (:5174 opens it to the LAN)")
 	keyFile := fs.String("key", "", "RSA-2048 PKCS#8 PEM private key `file`, created when missing (default: the user config dir)")
 	ephemeral := fs.Bool("ephemeral", false, "generate a fresh key at each start, as the seed did")
 	suite := fs.String("suite", suiteClassic, "handshake and record `suite`: classic or modern")
