@@ -2687,9 +2687,18 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	case len(names) > 1:
 		errorf(stderr, "replay: unexpected argument %q", names[1])
 		return 2
-	case *htmlPath != "":
-		errorf(stderr, "replay -html is not yet supported")
-		return 1
+	}
+	if *htmlPath != "" {
+		var clash []string
+		for _, n := range []string{"json", "pcap", "speed"} {
+			if set[n] {
+				clash = append(clash, "-"+n)
+			}
+		}
+		if len(clash) > 0 {
+			errorf(stderr, "replay: -html writes a page; it cannot be used with %s", strings.Join(clash, ", "))
+			return 2
+		}
 	}
 	opts := &replayOptions{name: filepath.Base(names[0]), view: *view, json: *jsonOut, conn: *conn, speed: *speed}
 	if opts.view != "" && opts.view != "sniffer" && opts.view != "peer" && opts.view != "both" {
@@ -2778,6 +2787,9 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	opts.width, opts.color = terminalLayout(stdout)
+	if *htmlPath != "" {
+		return replayToHTML(names[0], *htmlPath, opts, stdout, stderr)
+	}
 
 	f, err := os.Open(names[0])
 	if err != nil {
