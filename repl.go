@@ -10,12 +10,13 @@
 //   - Instance.Write redraws the prompt only when readline's reader is
 //     active, a flag that lags the prompt (chzyer/readline#220): a message
 //     written in that window lands after the prompt and the prompt is lost.
-//     Texts that arrive while a Readline is in progress are never written by
-//     the receiving goroutine; they are queued, a private "wake" rune is fed
-//     to readline through ttyInput, and readline's own goroutine prints them
-//     from FuncFilterInputRune — erase the edit line, print, and readline
-//     redraws the prompt and the half-typed line. Drawing and key handling
-//     then happen on one goroutine, so they cannot race.
+//     The receiving goroutine never writes to the terminal while readline
+//     runs: texts are queued, a private "wake" rune is fed to readline
+//     through ttyInput, and readline's own goroutine prints them from
+//     FuncFilterInputRune, where its reader is known to be active, so Write
+//     erases the edit line, prints, and redraws the prompt and the
+//     half-typed line under readline's lock. Drawing and key handling then
+//     happen on one goroutine and cannot race.
 
 package main
 
@@ -136,6 +137,7 @@ type chatClient struct {
 
 	rl    *readline.Instance // nil in plain mode
 	input *ttyInput
+	raw   *rawMode
 
 	swallowList atomic.Bool // the next /list answer is the silent one
 	sawShutdown atomic.Bool // the server announced its shutdown
@@ -486,7 +488,7 @@ func (c *chatClient) stdinFile() (*os.File, bool) {
 // messages are private), completion from chatCommands and the roster.
 func (c *chatClient) openREPL(in, out *os.File) error {
 	c.input = newTTYInput(in)
-	raw := &rawMode{fd: int(in.Fd())}
+	c.raw = &rawMode{fd: int(in.Fd())}
 	outFd := int(out.Fd())
 	rl, err := readline.NewEx(&readline.Config{
 		HistoryFile:         "", // never on disk
@@ -495,8 +497,8 @@ func (c *chatClient) openREPL(in, out *os.File) error {
 		Stdout:              c.out,
 		Stderr:              c.errw,
 		FuncIsTerminal:      func() bool { return true },
-		FuncMakeRaw:         raw.enter,
-		FuncExitRaw:         raw.exit,
+		FuncMakeRaw:         c.raw.enter,
+		FuncExitRaw:         func() error { return nil },
 		FuncFilterInputRune: c.filterRune,
 		FuncGetWidth: func() int {
 			w, _, err := readline.GetSize(outFd)
@@ -530,20 +532,23 @@ func (c *chatClient) closeREPL() {
 	c.scr.detach()
 	c.rl.Config.Stdin.Close()
 	c.rl.Terminal.Close()
+	c.raw.restore()
 	c.rl = nil
 }
 
 // filterRune runs on readline's goroutine before each key is handled.
+// Keys it takes over become CharBell, which readline's editor ignores:
+// returning false instead makes readline call KickRead while its reader is
+// still reading, and that stale kick lets readline read and edit keys
+// between Readline calls, racing the next call inside readline itself.
 func (c *chatClient) filterRune(r rune) (rune, bool) {
 	switch r {
 	case wakeRune:
-		// Print the queued texts; readline redraws the line when we
-		// return false.
 		c.scr.drawPending()
-		return r, false
+		return readline.CharBell, true
 	case readline.CharCtrlZ:
 		// readline's suspend signals the parent process too; ignore it.
-		return r, false
+		return readline.CharBell, true
 	}
 	return r, true
 }
@@ -575,9 +580,7 @@ func (c *chatClient) repl(ctx context.Context) int {
 	go func() {
 		defer readers.Done()
 		for range want {
-			c.scr.setEditing(true)
 			line, err := c.rl.Readline()
-			c.scr.setEditing(false)
 			got <- lineResult{line, err}
 		}
 	}()
@@ -657,8 +660,12 @@ func (c *chatClient) finish(how lineOutcome, recvDone chan error) int {
 	return 0
 }
 
-// rawMode puts the terminal in raw mode for readline and always restores
-// the state it found first.
+// rawMode keeps the terminal raw from the first Readline until the REPL
+// closes. readline would leave raw mode after every line; keys typed while
+// a line is being sent would then be echoed twice by the terminal, and a
+// Ctrl-C there would be a SIGINT that ends the chat instead of clearing a
+// line. enter is readline's FuncMakeRaw; readline's FuncExitRaw does
+// nothing, and restore is called when the REPL closes.
 type rawMode struct {
 	fd    int
 	mu    sync.Mutex
@@ -668,40 +675,47 @@ type rawMode struct {
 func (m *rawMode) enter() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.saved != nil {
+		return nil
+	}
 	st, err := readline.MakeRaw(m.fd)
-	if err == nil && m.saved == nil {
+	if err == nil {
 		m.saved = st
 	}
 	return err
 }
 
-func (m *rawMode) exit() error {
+func (m *rawMode) restore() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.saved == nil {
 		return nil
 	}
-	return readline.Restore(m.fd, m.saved)
+	err := readline.Restore(m.fd, m.saved)
+	m.saved = nil
+	return err
 }
 
 // ---- screen: one writer for the terminal -----------------------------------
 
-// screen prints the server's texts. While a Readline is in progress it
-// queues them and wakes readline, whose goroutine draws them above the
-// prompt (see drawPending); otherwise it writes them at once.
+// screen prints the server's texts. While readline runs, only readline's
+// goroutine draws: texts are queued and a wake rune makes that goroutine
+// print them above the prompt (drawPending). Waiting for a Readline call is
+// not enough: readline may go on reading and drawing keys between calls
+// (a KickRead left over in its one-slot channel lets it), so nothing else
+// writes to the terminal until readline is closed.
 type screen struct {
 	mu      sync.Mutex
 	out     io.Writer
-	rl      *readline.Instance
+	rl      *readline.Instance // nil: write at once
 	input   *ttyInput
-	editing bool
 	pending []string
 }
 
 func (s *screen) println(text string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.editing && s.rl != nil {
+	if s.rl != nil {
 		s.pending = append(s.pending, text)
 		s.input.wake()
 		return
@@ -709,50 +723,33 @@ func (s *screen) println(text string) {
 	io.WriteString(s.out, text+"\n")
 }
 
-// setEditing marks a Readline call; when it ends, texts still queued are
-// written at once (the line was committed, the cursor is on a fresh line).
-func (s *screen) setEditing(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.editing = on
-	if !on {
-		s.flushLocked()
-	}
-}
-
-// detach stops using readline: what is queued is written now.
+// detach stops using readline; what is still queued is written now, on a
+// line of its own (readline may have left a prompt on the last line).
 func (s *screen) detach() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.editing = false
 	s.rl = nil
-	s.flushLocked()
-}
-
-func (s *screen) flushLocked() {
+	io.WriteString(s.out, "\r\x1b[K")
 	for _, t := range s.pending {
 		io.WriteString(s.out, t+"\n")
 	}
 	s.pending = nil
 }
 
-// drawPending runs on readline's goroutine (FuncFilterInputRune): it erases
-// the edit line and prints the queued texts; readline then redraws the
-// prompt and the line as the user left it.
+// drawPending runs on readline's goroutine (FuncFilterInputRune). Under
+// readline's line lock, Instance.Write erases the edit line, prints, and
+// redraws the prompt and the line as the user left it; the Clean before it
+// keeps the line clean even if readline takes Write's unlocked path.
 func (s *screen) drawPending() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.pending) == 0 || s.rl == nil {
+	texts, rl := s.pending, s.rl
+	s.pending = nil
+	s.mu.Unlock()
+	if len(texts) == 0 || rl == nil {
 		return
 	}
-	s.rl.Clean()
-	var b strings.Builder
-	for _, t := range s.pending {
-		b.WriteString(t)
-		b.WriteString("\n")
-	}
-	s.pending = nil
-	io.WriteString(s.out, b.String())
+	rl.Clean()
+	rl.Write([]byte(strings.Join(texts, "\n") + "\n"))
 }
 
 // ---- ttyInput: readline's stdin ---------------------------------------------

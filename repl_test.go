@@ -86,6 +86,19 @@ func (s *replServer) logged(kind, text string) bool {
 	return false
 }
 
+// waitLogged waits until the server logged an event of kind with text (the
+// server logs some events after it closed the connection).
+func (s *replServer) waitLogged(kind, text string) bool {
+	deadline := time.Now().Add(replWait)
+	for !s.logged(kind, text) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
 // replPeer is an in-process client whose texts arrive on a channel.
 type replPeer struct {
 	cs    *clientSession
@@ -531,11 +544,14 @@ func TestClientBinary(t *testing.T) {
 		alice.send("\r")
 		bob.expect(t, `^\[\d\d:\d\d:\d\d\] alice: half typed$`)
 
-		// Ctrl-C clears a typed line; the next line goes out alone.
-		alice.send("junk\x03")
-		alice.waitFor("^C", pos)
-		alice.send("after\r")
+		// Ctrl-C clears a typed line; the next line goes out alone. The
+		// keys come in one burst, so some arrive while "one" is being
+		// sent: they must wait for the next prompt, not act on the
+		// terminal (a Ctrl-C there would be a SIGINT).
+		alice.send("one\rjunk\x03after\r")
+		bob.expect(t, `^\[\d\d:\d\d:\d\d\] alice: one$`)
 		bob.expect(t, `^\[\d\d:\d\d:\d\d\] alice: after$`)
+		alice.waitFor("^C", pos)
 
 		// Ctrl-D leaves cleanly.
 		alice.send("\x04")
@@ -683,7 +699,7 @@ func TestClientBinary(t *testing.T) {
 		if strings.Contains(out.String(), "\x1b") {
 			t.Errorf("escape sequences in piped output:\n%q", out.String())
 		}
-		if !srv.logged("ENCRYPTED BROADCAST", "bot: hi") {
+		if !srv.waitLogged("ENCRYPTED BROADCAST", "bot: hi") {
 			t.Error("the server did not relay bot's message")
 		}
 	})
@@ -714,13 +730,13 @@ func TestClientPipedStdin(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^\[\d\d:\d\d:\d\d\] bot: hi$`).MatchString(out) {
 		t.Errorf("no echo of the message in:\n%s", out)
 	}
-	if !srv.logged("ENCRYPTED BROADCAST", "bot: hi") {
+	if !srv.waitLogged("ENCRYPTED BROADCAST", "bot: hi") {
 		t.Error("the server did not relay bot's message")
 	}
 	if srv.logged("ENCRYPTED BROADCAST", "bot: not sent") {
 		t.Error("a line after /quit was sent")
 	}
-	if !srv.logged("LEAVE", "bot left the chat (/quit)") {
+	if !srv.waitLogged("LEAVE", "bot left the chat (/quit)") {
 		t.Error("the server did not see /quit")
 	}
 }
@@ -732,10 +748,10 @@ func TestClientNamePrompt(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit code %d; stderr:\n%s", code, errs)
 	}
-	if !strings.Contains(out, "Enter your username: ") || !srv.logged("ENCRYPTED BROADCAST", "carol: hello") {
+	if !strings.Contains(out, "Enter your username: ") || !srv.waitLogged("ENCRYPTED BROADCAST", "carol: hello") {
 		t.Errorf("name prompt not used; output:\n%s", out)
 	}
-	if !srv.logged("LEAVE", "carol left the chat (/quit)") {
+	if !srv.waitLogged("LEAVE", "carol left the chat (/quit)") {
 		t.Error("EOF did not send /quit")
 	}
 
