@@ -1033,7 +1033,7 @@ func TestTTYInput(t *testing.T) {
 		FuncFilterInputRune: func(r rune) (rune, bool) {
 			if r == wakeRune {
 				woke <- struct{}{}
-				return r, false
+				return readline.CharBell, true // as filterRune does
 			}
 			return r, true
 		},
