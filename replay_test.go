@@ -1138,7 +1138,6 @@ func TestReplayFlags(t *testing.T) {
 		{[]string{"-pcap", "x.pcap", "-json", "-keylog", "k", capturePath}, 2, "encchat: replay: -pcap exports the wire bytes only; it cannot be used with -json, -keylog\n"},
 		{[]string{}, 2, "encchat: replay needs a capture file\nencchat: hint: encchat replay [-keylog FILE] [-view sniffer|peer|both] CAPTURE\n"},
 		{[]string{capturePath, "more"}, 2, "encchat: replay: unexpected argument \"more\"\n"},
-		{[]string{"-html", "x.html", capturePath}, 1, "encchat: replay -html is not yet supported\n"},
 		{[]string{"/no/such/capture"}, 1, "encchat: open /no/such/capture: no such file or directory\n"},
 		{[]string{"-keylog", "/no/such/keys", capturePath}, 1, "encchat: open /no/such/keys: no such file or directory\n"},
 		{[]string{"-conn", "9", capturePath}, 1, "encchat: -conn: the capture has no connection 9\n"},
