@@ -14,6 +14,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/hex"
@@ -2598,10 +2599,6 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args, stdout, stderr); code >= 0 {
 		return code
 	}
-	if *mitm {
-		errorf(stderr, "tap -mitm is not yet supported")
-		return 1
-	}
 	var missing []string
 	for _, f := range []struct{ name, v string }{{"-listen", *listen}, {"-upstream", *upstream}, {"-record", *record}} {
 		if f.v == "" {
@@ -2618,6 +2615,15 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 		errorf(stderr, "%v", err)
 		return 1
 	}
+	var mitmKey *rsa.PrivateKey
+	if *mitm {
+		// The attacker's key: fresh each run, like the seed's server.
+		if mitmKey, err = rsa.GenerateKey(crand.Reader, rsaBits); err != nil {
+			ln.Close()
+			errorf(stderr, "tap -mitm: %v", err)
+			return 1
+		}
+	}
 	rec, err := openCapture(*record, "tap", *upstream)
 	if err != nil {
 		ln.Close()
@@ -2632,8 +2638,14 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 		defer mu.Unlock()
 		fmt.Fprintf(stdout, "[%s] %s\n", time.Now().Format("15:04:05"), printable(s))
 	}
-	fmt.Fprintf(stdout, "encchat tap: clients connect to %s, relayed to %s, recorded to %s (Ctrl-C stops)\n", ln.Addr(), *upstream, *record)
-	tapErr := tap(ctx, ln, *upstream, rec, report)
+	var tapErr error
+	if *mitm {
+		fmt.Fprintf(stdout, "encchat tap -mitm: an active attacker between clients on %s and %s, recorded to %s (Ctrl-C stops)\n", ln.Addr(), *upstream, *record)
+		tapErr = runMITMTap(ctx, ln, *upstream, mitmKey, rec, report)
+	} else {
+		fmt.Fprintf(stdout, "encchat tap: clients connect to %s, relayed to %s, recorded to %s (Ctrl-C stops)\n", ln.Addr(), *upstream, *record)
+		tapErr = tap(ctx, ln, *upstream, rec, report)
+	}
 	recErr := rec.Close()
 	code := 0
 	if tapErr != nil {

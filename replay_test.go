@@ -1169,7 +1169,7 @@ func TestRunTapFlags(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{[]string{"-mitm", "-listen", "127.0.0.1:0", "-upstream", "127.0.0.1:1", "-record", "x"}, 1, "encchat: tap -mitm is not yet supported\n"},
+		{[]string{"-mitm", "-listen", "127.0.0.1:0"}, 2, "encchat: tap needs -upstream, -record\nencchat: hint: encchat tap -listen 127.0.0.1:6000 -upstream 127.0.0.1:5174 -record chat.jsonl\n"},
 		{[]string{"-listen", "127.0.0.1:0"}, 2, "encchat: tap needs -upstream, -record\nencchat: hint: encchat tap -listen 127.0.0.1:6000 -upstream 127.0.0.1:5174 -record chat.jsonl\n"},
 		{[]string{"-bogus"}, 2, "encchat: tap: flag provided but not defined: -bogus\n"},
 		{[]string{"-listen", "127.0.0.1:0", "-upstream", "x", "-record", "y", "extra"}, 2, "encchat: tap: unexpected argument \"extra\"\n"},
