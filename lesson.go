@@ -41,13 +41,15 @@ type htmlOutput struct {
 	burst *lessonBurst // the sender whose answers are being gathered
 	done  bool         // end was called: flush writes the page
 	wrote bool
+	// maxFrames is how many frames the diagrams draw (lessonMaxFrames;
+	// tests lower it).
+	maxFrames int
 }
 
 func newHTMLOutput(w io.Writer, opts *replayOptions) *htmlOutput {
-	o := &htmlOutput{w: w, opts: opts, conns: make(map[int]*lessonConn)}
+	o := &htmlOutput{w: w, opts: opts, conns: make(map[int]*lessonConn), maxFrames: lessonMaxFrames}
 	o.page.ShowPeer = opts.view != "sniffer"
 	o.page.LaneWidth = lessonLaneWidth
-	o.page.MaxFrames = lessonMaxFrames
 	return o
 }
 
@@ -241,7 +243,7 @@ func (o *htmlOutput) frame(f *replayFrame) {
 	case suiteModern:
 		before, after = lc.modernStep(f, lf)
 	}
-	if o.page.Stats.Frames >= lessonMaxFrames {
+	if o.page.Stats.Frames >= o.maxFrames {
 		o.page.Undrawn++
 		return
 	}
@@ -382,7 +384,6 @@ func (lc *lessonConn) classicStep(f *replayFrame, lf *lessonFrame) (before, afte
 		}
 	default:
 		lc.stage = classicDone
-		lf.Label = "#" + strconv.Itoa(f.Num)
 		return nil, nil
 	}
 	lc.stage++
@@ -396,18 +397,17 @@ func (lc *lessonConn) modernStep(f *replayFrame, lf *lessonFrame) (before, after
 		name = modernMessageName(f.Payload)
 	}
 	c2s := f.Dir == wireC2S
-	lf.Label = "#" + strconv.Itoa(f.Num)
 	switch {
 	case name == "ServerHello":
 		lf.Step, lf.Label = "ServerHello · X25519 share, ML-KEM-768 key, RSA public key", "ServerHello"
 		lf.Icon, lf.SizeLabel = "clear", "in clear"
 	case name == "ClientHello":
-		before = []lessonRow{{Kind: "action", Side: "client", Label: "K",
+		before = []lessonRow{{Kind: "action", Side: "client", Label: "shares",
 			Text: "Client: checks the server key against its pin, makes a fresh X25519 share and encapsulates a secret to the ML-KEM-768 key. Nothing goes on the wire."}}
 		lf.Step, lf.Label = "ClientHello · X25519 share, ML-KEM-768 ciphertext", "ClientHello"
 		lf.Icon, lf.SizeLabel = "clear", "in clear"
 	case name == "ServerVerify":
-		before = []lessonRow{{Kind: "action", Side: "server", Label: "K",
+		before = []lessonRow{{Kind: "action", Side: "server", Label: "keys",
 			Text: "Server: combines the X25519 and ML-KEM-768 secrets, derives the session keys (HKDF over the transcript) and signs the transcript with its RSA key."}}
 		lf.Step, lf.Label = "ServerVerify · RSA-PSS signature over the transcript", "ServerVerify"
 		lf.Icon, lf.SizeLabel = "clear", "signature"
@@ -415,7 +415,7 @@ func (lc *lessonConn) modernStep(f *replayFrame, lf *lessonFrame) (before, after
 		lf.Step, lf.Label = "ServerFinished · proves the server derived the same keys", "ServerFinished"
 		lf.Icon, lf.SizeLabel = "clear", "HMAC"
 	case name == "ClientFinished":
-		before = []lessonRow{{Kind: "action", Side: "client", Label: "✓",
+		before = []lessonRow{{Kind: "action", Side: "client", Label: "check",
 			Text: "Client: checks the signature against the pinned key and the server's Finished, so nobody in the middle changed a byte."}}
 		lf.Step, lf.Label = "ClientFinished · proves the client derived the same keys", "ClientFinished"
 		lf.Icon, lf.SizeLabel = "clear", "HMAC"
@@ -471,6 +471,7 @@ func (o *htmlOutput) end(s replayStats) {
 	p := &o.page
 	p.Stats.Conns, p.Stats.Decrypted, p.Stats.Undecrypted, p.Stats.Bytes = s.conns, s.decrypted, s.undecrypted, s.bytes
 	p.Stats.Frames += p.Undrawn
+	p.MaxFrames = o.maxFrames
 	p.KeyRows = o.keyRows()
 	o.done = true
 }
@@ -660,13 +661,13 @@ const lessonHTML = `<!DOCTYPE html>
 :root{--c2s:#0072b2;--s2c:#d55e00;--ink:#1b1b1b;--muted:#555;--rule:#c8c8c8;--lane:#333;--ok:#006e4f}
 *{box-sizing:border-box}
 html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
-body{margin:0 auto;max-width:1280px;padding:1rem 1.25rem 3rem;font:15px/1.45 "DejaVu Sans",system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);background:#fff}
+body{overflow-wrap:break-word;margin:0 auto;max-width:1280px;padding:1rem 1.25rem 3rem;font:15px/1.45 "DejaVu Sans",system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);background:#fff}
 h1{font-size:1.55rem;margin:.1em 0 .3em}
 h2{font-size:1.25rem;margin:2em 0 .5em;padding-bottom:.15em;border-bottom:2px solid var(--ink)}
 h3{font-size:1.05rem;margin:1.4em 0 .4em}
 a{color:var(--c2s)}
 code,pre,.mono,.wire,.text,.hdr{font-family:"DejaVu Sans Mono",ui-monospace,Menlo,Consolas,monospace}
-code{font-size:.9em}
+code{font-size:.9em;overflow-wrap:anywhere}
 .kicker{margin:0;text-transform:uppercase;letter-spacing:.08em;font-size:.8rem;color:var(--muted)}
 .meta{color:var(--muted);margin:.2em 0}
 nav ul{list-style:none;padding:0;margin:.8em 0;display:flex;flex-wrap:wrap;gap:.3em 1.2em}
@@ -682,8 +683,8 @@ th{font-weight:bold;border-bottom:2px solid var(--ink)}
 svg .label,svg .size,svg .alabel,svg .btext{font:11px "DejaVu Sans",system-ui,sans-serif;fill:var(--ink)}
 svg .label{font-weight:bold}
 svg .size{fill:var(--muted)}
-.c2s{color:var(--c2s)}
-.s2c{color:var(--s2c)}
+svg.c2s,.tag.c2s{color:var(--c2s)}
+svg.s2c,.tag.s2c{color:var(--s2c)}
 svg .shaft{stroke:currentColor;stroke-width:2.5;fill:none}
 svg.s2c .shaft{stroke-dasharray:8 5}
 svg.c2s .head{fill:currentColor;stroke:currentColor;stroke-width:1}
@@ -691,7 +692,7 @@ svg.s2c .head{fill:#fff;stroke:currentColor;stroke-width:2.5;stroke-linejoin:rou
 svg.tampered{color:#000}
 svg.tampered .shaft{stroke-width:3;stroke-dasharray:none}
 .diagram{margin:.6em 0 1.4em}
-.row{display:grid;grid-template-columns:4.8em {{.LaneWidth}}px minmax(0,1fr) minmax(0,1fr);column-gap:1em}
+.row{display:grid;grid-template-columns:4.8em {{.LaneWidth}}px minmax(0,1.1fr) minmax(0,1fr);column-gap:1em}
 .nopeer .row{grid-template-columns:4.8em {{.LaneWidth}}px minmax(0,1fr)}
 .row>.time,.row>.lanes{grid-row:span 2}
 .lanes{width:{{.LaneWidth}}px;border-left:3px solid var(--lane);border-right:3px solid var(--lane);box-sizing:content-box;min-height:1em}
@@ -703,8 +704,6 @@ svg.tampered .shaft{stroke-width:3;stroke-dasharray:none}
 .heads .lanes{border-color:transparent;display:flex;justify-content:space-between;align-items:flex-end;min-height:0}
 .lane-head{display:block;border:2px solid var(--lane);background:#fff;padding:.15em .4em;font-weight:bold;font-size:.85em;text-align:center;line-height:1.2}
 .lane-head small{display:block;font-weight:normal;color:var(--muted);font-size:.85em}
-.lane-head.client{margin-left:-1.2em}
-.lane-head.server{margin-right:-1.2em}
 .heads .lanes+*,.heads .colhead{align-self:end;font-weight:bold;font-size:.85em;letter-spacing:.04em;padding-bottom:.3em}
 .heads .spacer{grid-column:2;height:.7em;border-left:3px solid var(--lane);border-right:3px solid var(--lane);width:{{.LaneWidth}}px;box-sizing:content-box}
 .step{font-weight:bold;margin-bottom:.1em}
@@ -714,8 +713,8 @@ svg.tampered .shaft{stroke-width:3;stroke-dasharray:none}
 .wire{font-size:.8em;margin-top:.25em;color:#333;overflow-wrap:anywhere}
 .hdr{border:1px solid var(--muted);padding:0 .25em;margin-right:.35em;white-space:nowrap}
 .wnote{font-family:"DejaVu Sans",system-ui,sans-serif;color:var(--muted)}
-pre.pem{margin:.3em 0 0;white-space:pre-wrap;overflow-wrap:anywhere;font-size:1em}
-.text{white-space:pre-wrap;overflow-wrap:anywhere;border-left:4px solid var(--ok);padding:.1em .5em;font-size:.9em}
+pre.pem{margin:.3em 0 0;white-space:pre-wrap;overflow-wrap:anywhere;font-size:.85em}
+.text{white-space:pre-wrap;overflow-wrap:anywhere;border-left:4px solid var(--ok);padding:.1em .5em;font-size:.8em}
 .key{font-size:.82em;color:var(--muted);margin-top:.15em}
 .nokey{color:var(--muted);font-style:italic}
 .problem{font-weight:bold}
@@ -740,7 +739,9 @@ body{padding:.6rem .6rem 2rem;font-size:14px}
 .row>.time,.row>.lanes{grid-row:auto}
 .row>.cell,.row>.span{grid-column:1/-1}
 .heads .colhead{display:none}
-.lane-head.client{margin-left:0}.lane-head.server{margin-right:0}
+.cell.sniffer::before,.cell.peer::before{display:block;font-size:.72em;font-weight:bold;letter-spacing:.08em;color:var(--muted)}
+.cell.sniffer::before{content:"SNIFFER"}
+.cell.peer::before{content:"PEER"}
 }
 @media print{
 @page{size:landscape;margin:12mm}
@@ -855,7 +856,9 @@ section.conn{break-before:page}
 <div class="row frame {{.Dir}}{{if .IsTampered}} tampered{{end}}" id="frame-{{.Num}}">
 <div class="time"><a href="#frame-{{.Num}}">#{{.Num}}</a><br>{{.T}}</div>
 <div class="lanes"><svg class="arrow {{.Dir}}{{if .IsTampered}} tampered{{end}}" width="{{$.LaneWidth}}" height="60" viewBox="0 0 {{$.LaneWidth}} 60" role="img" aria-label="{{.Aria}}">
+{{- if .Label}}
 <text class="label" x="{{$.LaneWidth | half}}" y="13" text-anchor="middle">{{.Label}}</text>
+{{- end}}
 {{- if .IsTampered}}
 <polyline class="shaft" points="{{.Zigzag}}"/>
 {{- else}}

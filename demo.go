@@ -1,0 +1,516 @@
+// encchat demo: the whole lesson in one terminal. A server on a free
+// loopback port records the wire and logs the session keys into a temporary
+// directory; two scripted clients, alice and bob, connect (showing their
+// handshake walk-throughs) and chat; then the capture is replayed as the
+// sniffer saw it beside what the peers read, and with the server's private
+// key alone. Everything runs in this process and is stopped, and the
+// temporary directory removed, before it returns.
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fatih/color"
+)
+
+// demoWait bounds the wait for any one scripted event.
+const demoWait = 10 * time.Second
+
+// The scripted chat.
+const (
+	demoHello   = "Hello Bob! This message is encrypted!"
+	demoPM      = "psst: the answers are in the capture"
+	demoGoodbye = "Bye alice, see you in class!"
+)
+
+// runDemo is "encchat demo".
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	suite := fs.String("suite", suiteClassic, "`suite` the server speaks: classic or modern")
+	htmlPath := fs.String("html", "", "also write the lesson page of the capture to this `file`")
+	if code := parseFlags(fs, args, stdout, stderr); code >= 0 {
+		return code
+	}
+	if *suite != suiteClassic && *suite != suiteModern {
+		errorf(stderr, "demo: -suite must be classic or modern, not %q", *suite)
+		return 2
+	}
+	d := &demo{
+		suite:  *suite,
+		term:   &demoTerm{w: stdout},
+		stderr: stderr,
+		pal:    newPalette(colorEnabled(false, stdout)),
+	}
+	d.stdout = d.term.speaker("", nil)
+	d.server = d.term.speaker("server", d.pal.dim)
+	var page *os.File
+	if *htmlPath != "" {
+		// Created first, so that a path that cannot be written fails
+		// before the demo rather than after it.
+		var err error
+		if page, err = os.Create(*htmlPath); err != nil {
+			errorf(stderr, "%v", err)
+			return 1
+		}
+	}
+	err := d.run(ctx, page, *htmlPath)
+	if page != nil {
+		if cerr := page.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("%s: %v", *htmlPath, cerr)
+		}
+		if err != nil {
+			os.Remove(*htmlPath)
+		}
+	}
+	switch {
+	case err != nil && ctx.Err() != nil:
+		errorf(stderr, "demo interrupted")
+		return 1
+	case err != nil:
+		errorf(stderr, "demo: %v", err)
+		return 1
+	}
+	return 0
+}
+
+// demo is one run of the demo.
+type demo struct {
+	suite  string
+	term   *demoTerm
+	stdout *demoSpeaker // the demo's own lines
+	server *demoSpeaker // the server's log
+	stderr io.Writer
+	pal    *palette
+
+	dir, addr string
+	key       *rsa.PrivateKey
+	fp        string
+
+	logMu  sync.Mutex
+	srvLog []serverEvent // the server's log since it was last shown
+}
+
+// File names inside the demo's temporary directory; they show in the
+// replay's output and on the lesson page.
+const (
+	demoCapture = "chat.jsonl"
+	demoKeylog  = "keys.log"
+	demoKeyName = "server.pem"
+)
+
+func (d *demo) run(ctx context.Context, page io.Writer, pageName string) (err error) {
+	d.dir, err = os.MkdirTemp("", "encchat-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(d.dir)
+
+	d.printf("encchat demo: a server, two clients and a sniffer in one terminal (%s suite)\n", d.suite)
+	d.section("1. The server starts, recording the wire")
+	if d.key, err = rsa.GenerateKey(rand.Reader, rsaBits); err != nil {
+		return err
+	}
+	d.fp = fingerprint(&d.key.PublicKey)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	d.addr = ln.Addr().String()
+	rec, kl, closeFiles, err := openRecordFiles(filepath.Join(d.dir, demoCapture), filepath.Join(d.dir, demoKeylog), "server", d.addr)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv, err := newServer(serverConfig{Key: d.key, Suite: d.suite, Record: rec, Keylog: kl, Log: d.logEvent})
+	if err != nil {
+		ln.Close()
+		closeFiles()
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	var serveErr error
+	stopServer := sync.OnceFunc(func() {
+		srv.Shutdown()
+		serveErr = <-served
+		closeFiles()
+	})
+	defer stopServer()
+
+	fmt.Fprintf(d.server, "listening on %s, %s\n", d.addr, suiteDescription(d.suite))
+	fmt.Fprintf(d.server, "key: RSA-2048 %s (the clients pin it with -fingerprint, as if read off the banner)\n", d.fp)
+	fmt.Fprintf(d.server, "recording the wire to %s and the session keys to %s, in a temporary directory\n", demoCapture, demoKeylog)
+
+	var peers []*demoPeer
+	defer func() {
+		for _, p := range peers {
+			p.close()
+		}
+	}()
+	connect := func(name string, c *color.Color) (*demoPeer, error) {
+		p, err := d.connect(ctx, name, c)
+		if p != nil {
+			peers = append(peers, p)
+		}
+		d.showServerLog()
+		return p, err
+	}
+
+	d.section("2. alice connects: the handshake, step by step")
+	alice, err := connect("alice", d.pal.own)
+	if err != nil {
+		return err
+	}
+	d.section("3. bob connects")
+	bob, err := connect("bob", d.pal.private)
+	if err != nil {
+		return err
+	}
+	d.section("4. They chat: a greeting, a private message, /list, goodbye")
+	steps := []func() error{
+		func() error { return alice.expect(ctx, "bob joined") },
+		func() error { return alice.say(demoHello) },
+		func() error { return alice.expect(ctx, "alice: "+demoHello) },
+		func() error { return bob.expect(ctx, "alice: "+demoHello) },
+		func() error { return bob.say("/pm alice " + demoPM) },
+		func() error { return alice.expect(ctx, "[PM from bob] "+demoPM) },
+		func() error { return bob.expect(ctx, "[PM to alice] "+demoPM) },
+		func() error { return alice.say("/list") },
+		func() error { return alice.expect(ctx, "Online Users (2)") },
+		func() error { return bob.say(demoGoodbye) },
+		func() error { return bob.expect(ctx, "bob: "+demoGoodbye) },
+		func() error { return alice.expect(ctx, "bob: "+demoGoodbye) },
+		func() error { return bob.say("/quit") },
+		func() error { return bob.waitClosed(ctx) },
+		func() error { return alice.expect(ctx, "bob left") },
+		func() error { return alice.say("/quit") },
+		func() error { return alice.waitClosed(ctx) },
+	}
+	for i, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+		if i == 3 || i == 6 || i == 8 || i == len(steps)-1 {
+			d.showServerLog()
+		}
+	}
+	stopServer()
+	d.showServerLog()
+	if serveErr != nil {
+		return serveErr
+	}
+
+	capturePath := filepath.Join(d.dir, demoCapture)
+	entries, err := d.readKeylog()
+	if err != nil {
+		return err
+	}
+	d.section("5. The capture: what a sniffer saw, beside what the peers read")
+	d.printf("(encchat replay -keylog %s %s)\n\n", demoKeylog, demoCapture)
+	opts := &replayOptions{name: demoCapture, view: "both", keys: &replayKeys{keylog: entries, keylogName: demoKeylog}}
+	opts.width, opts.color = terminalLayout(d.term.w)
+	if err := d.replay(capturePath, opts, newTextOutput(d.stdout, opts)); err != nil {
+		return err
+	}
+
+	d.section("6. Later, the server's private key is stolen")
+	d.printf("(encchat replay -rsa-key %s %s)\n\n", demoKeyName, demoCapture)
+	stolen := &replayKeys{rsa: d.key, rsaName: demoKeyName, rsaFP: d.fp}
+	tally := &demoTally{}
+	if err := d.replay(capturePath, &replayOptions{name: demoCapture, view: "peer", keys: stolen}, tally); err != nil {
+		return err
+	}
+	d.stolenKey(tally)
+
+	if page != nil {
+		d.section("7. The lesson page")
+		both := &replayKeys{keylog: entries, keylogName: demoKeylog, rsa: d.key, rsaName: demoKeyName, rsaFP: d.fp}
+		opts := &replayOptions{name: demoCapture, view: "both", keys: both}
+		o := newHTMLOutput(page, opts)
+		if err := d.replay(capturePath, opts, o); err != nil {
+			return err
+		}
+		d.printf("wrote %s: %d connections, %d frames, %d records decrypted; open it in a browser\n", pageName, o.page.Stats.Conns, o.page.Stats.Frames, o.page.Stats.Decrypted)
+	}
+
+	d.section("Try it in three terminals")
+	d.printf("  encchat server -record chat.jsonl -keylog keys.log   # terminal 1\n")
+	d.printf("  encchat client -name alice                           # terminal 2\n")
+	d.printf("  encchat client -name bob                             # terminal 3\n")
+	d.printf("  encchat replay -keylog keys.log chat.jsonl           # afterwards\n")
+	d.printf("  encchat replay -html lesson.html -keylog keys.log chat.jsonl\n")
+	return nil
+}
+
+func (d *demo) printf(format string, args ...any) { fmt.Fprintf(d.stdout, format, args...) }
+
+// section starts a part of the demo with a rule.
+func (d *demo) section(title string) {
+	rule := strings.Repeat("─", max(3, 70-len([]rune(title))-4))
+	d.printf("\n%s\n\n", d.pal.system.Sprint("── "+title+" "+rule))
+}
+
+// logEvent is the server's log; it is shown between the script's steps.
+func (d *demo) logEvent(ev serverEvent) {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	d.srvLog = append(d.srvLog, ev)
+}
+
+func (d *demo) showServerLog() {
+	d.logMu.Lock()
+	evs := d.srvLog
+	d.srvLog = nil
+	d.logMu.Unlock()
+	for _, ev := range evs {
+		fmt.Fprintf(d.server, "[%s] [%s] %s\n", ev.Time.Format("15:04:05"), ev.Kind, sanitizeText(ev.Text))
+	}
+}
+
+func (d *demo) readKeylog() (keylogEntries, error) {
+	f, err := os.Open(filepath.Join(d.dir, demoKeylog))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return parseKeylog(f)
+}
+
+// replay replays the capture at path into out.
+func (d *demo) replay(path string, opts *replayOptions, out replayOutput) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return replayCapture(f, opts, out)
+}
+
+// stolenKey says what the server's private key alone made of the capture.
+func (d *demo) stolenKey(t *demoTally) {
+	for _, n := range t.notes {
+		d.printf("  %s\n", n)
+	}
+	if sealed := t.stats.decrypted + t.stats.undecrypted; sealed > 0 {
+		d.printf("\n  %d of %d sealed records decrypted with %s alone.\n", t.stats.decrypted, sealed, demoKeyName)
+	} else {
+		d.printf("\n  Nothing in the %d frames decrypted with %s alone.\n", t.stats.frames, demoKeyName)
+	}
+	if d.suite == suiteModern {
+		d.printf("  The modern suite's session keys came from an ephemeral X25519 + ML-KEM-768 exchange that\n  nobody recorded: the server's key only signed the handshake. That is forward secrecy.\n")
+		return
+	}
+	d.printf("  What the clients typed, recovered from the recording:\n")
+	for _, s := range t.typed {
+		d.printf("    %s\n", s)
+	}
+	d.printf("  RSA key transport has no forward secrecy: a recording today plus the key tomorrow reads everything.\n")
+}
+
+// demoTally is a replay view that keeps the notes, the counts, and the
+// texts the clients sent.
+type demoTally struct {
+	notes []string
+	typed []string
+	stats replayStats
+}
+
+func (t *demoTally) begin(captureHeader, time.Time)   {}
+func (t *demoTally) open(*replayConn)                 {}
+func (t *demoTally) close(*replayConn, float64, bool) {}
+func (t *demoTally) flush() error                     { return nil }
+func (t *demoTally) end(s replayStats)                { t.stats = s }
+func (t *demoTally) note(_ *replayConn, s string)     { t.notes = append(t.notes, printable(s)) }
+
+func (t *demoTally) frame(f *replayFrame) {
+	for _, n := range f.Notes {
+		t.notes = append(t.notes, printable(n))
+	}
+	if f.HasText && f.Dir == wireC2S {
+		t.typed = append(t.typed, fmt.Sprintf("#%-3d conn %d: %s", f.Num, f.Conn, printable(string(f.Text))))
+	}
+}
+
+// ---------------------------------------------------------------------------
+// The scripted clients
+
+// demoPeer is one scripted client: the client UI's own walk-through and
+// colours, driven by the script instead of a keyboard. Texts it receives
+// are printed when the script takes them, so the output reads in order.
+type demoPeer struct {
+	c     *chatClient
+	texts chan string
+	stop  chan struct{}
+	done  chan struct{} // the receiver ended
+	once  sync.Once
+}
+
+// connect runs one client's handshake, printing its walk-through.
+func (d *demo) connect(ctx context.Context, name string, c *color.Color) (*demoPeer, error) {
+	w := d.term.speaker(name, c)
+	cc := &chatClient{
+		o:    clientOptions{connect: d.addr, name: name, suite: d.suite, fingerprint: d.fp},
+		out:  w,
+		errw: d.term.speakerTo(d.stderr, name, nil),
+		pal:  d.pal,
+		scr:  &screen{out: w},
+		list: &roster{self: name},
+	}
+	cc.banner()
+	cs, _ := cc.connect(ctx, name, nil, nil)
+	if cs == nil {
+		return nil, fmt.Errorf("%s could not connect", name)
+	}
+	cc.cs = cs
+	cc.secured()
+	p := &demoPeer{c: cc, texts: make(chan string, 64), stop: make(chan struct{}), done: make(chan struct{})}
+	go p.receive()
+	return p, nil
+}
+
+func (p *demoPeer) receive() {
+	defer close(p.done)
+	for {
+		text, err := p.c.cs.Recv()
+		if err != nil {
+			return
+		}
+		select {
+		case p.texts <- text:
+		case <-p.stop:
+			return
+		}
+	}
+}
+
+// say sends a line as if typed at the prompt.
+func (p *demoPeer) say(text string) error {
+	p.c.scr.println(p.c.list.self + "> " + text)
+	if err := p.c.cs.Send(text); err != nil {
+		return fmt.Errorf("%s: %v", p.c.list.self, err)
+	}
+	return nil
+}
+
+// show prints a received text as the client does.
+func (p *demoPeer) show(text string) {
+	p.c.list.observe(text)
+	p.c.scr.println(p.c.colour(text))
+}
+
+// expect prints received texts until one contains want.
+func (p *demoPeer) expect(ctx context.Context, want string) error {
+	t := time.NewTimer(demoWait)
+	defer t.Stop()
+	for {
+		select {
+		case text := <-p.texts:
+			p.show(text)
+			if strings.Contains(text, want) {
+				return nil
+			}
+		case <-p.done:
+			return fmt.Errorf("%s: the connection closed while waiting for %q", p.c.list.self, want)
+		case <-t.C:
+			return fmt.Errorf("%s: no %q after %v", p.c.list.self, want, demoWait)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// waitClosed waits for the server to close the connection after /quit,
+// printing what arrives before.
+func (p *demoPeer) waitClosed(ctx context.Context) error {
+	t := time.NewTimer(demoWait)
+	defer t.Stop()
+	for {
+		select {
+		case text := <-p.texts:
+			p.show(text)
+		case <-p.done:
+			for len(p.texts) > 0 {
+				p.show(<-p.texts)
+			}
+			p.c.scr.println(p.c.pal.system.Sprint("(disconnected)"))
+			return nil
+		case <-t.C:
+			return fmt.Errorf("%s: the server did not close the connection after /quit", p.c.list.self)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// close ends the session and waits for its receiver.
+func (p *demoPeer) close() {
+	p.once.Do(func() {
+		close(p.stop)
+		p.c.cs.Close()
+		<-p.done
+	})
+}
+
+// ---------------------------------------------------------------------------
+// Output
+
+// demoTerm is the demo's terminal: every speaker's lines go out whole,
+// under one lock, with the speaker's name in front.
+type demoTerm struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// speaker is a writer whose lines start with "name │ " (nothing for "").
+func (t *demoTerm) speaker(name string, c *color.Color) *demoSpeaker {
+	return t.speakerTo(t.w, name, c)
+}
+
+func (t *demoTerm) speakerTo(w io.Writer, name string, c *color.Color) *demoSpeaker {
+	s := &demoSpeaker{t: t, w: w}
+	if name != "" {
+		prefix := fmt.Sprintf("%-6s │ ", name)
+		if c != nil {
+			prefix = c.Sprint(fmt.Sprintf("%-6s", name)) + " │ "
+		}
+		s.prefix = []byte(prefix)
+	}
+	return s
+}
+
+type demoSpeaker struct {
+	t      *demoTerm
+	w      io.Writer
+	prefix []byte
+	buf    []byte
+}
+
+func (s *demoSpeaker) Write(p []byte) (int, error) {
+	s.t.mu.Lock()
+	defer s.t.mu.Unlock()
+	s.buf = append(s.buf, p...)
+	for {
+		i := bytes.IndexByte(s.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := append(append([]byte(nil), s.prefix...), s.buf[:i+1]...)
+		if _, err := s.w.Write(line); err != nil {
+			return 0, err
+		}
+		s.buf = s.buf[i+1:]
+	}
+}
