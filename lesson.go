@@ -111,29 +111,30 @@ type lessonRow struct {
 
 // lessonFrame is one arrow and its two views.
 type lessonFrame struct {
-	Num                   int
-	T                     string
-	Dir, Arrow            string // c2s or s2c; "client → server"
-	Len                   int
-	Header                string // the 10-digit length header as on the wire
-	Step                  string // the handshake step the frame is, if any
-	Label, SizeLabel      string // above and below the arrow
-	Kind                  string // the decoder's kind: public-key, sealed, ...
-	Icon                  string // clear, sealed, key, unknown, partial
-	What                  string
-	Details               []string
-	Wire, WireNote        string
-	PEM                   string
-	HasText               bool
-	Text, Key             string
-	Peer                  []string
-	Problem               string
-	IsTampered            bool
-	Tampered              []string
-	Notes                 []string
-	Aria                  string
-	ShaftX1, ShaftX2      int
-	Head, Zigzag, IconPos string
+	Num              int
+	T                string
+	Dir, Arrow       string // c2s or s2c; "client → server"
+	Len              int
+	Header           string // the 10-digit length header as on the wire
+	Step             string // the handshake step the frame is, if any
+	Label, SizeLabel string // above and below the arrow
+	Kind             string // the decoder's kind: public-key, sealed, ...
+	Icon             string // clear, sealed, key, unknown, partial
+	What             string
+	Details          []string
+	Wire, WireNote   string
+	PEM              string
+	HasText          bool
+	Text, Key        string
+	Peer             []string
+	Problem          string
+	IsTampered       bool
+	Tampered         []string
+	Notes            []string
+	Aria             string
+	ShaftX1, ShaftX2 int
+	Head, Zigzag     string
+	IconPos, BoltPos string
 }
 
 // lessonKeyRow says which sessions one key source opened.
@@ -457,6 +458,10 @@ func (lf *lessonFrame) finish() {
 		lf.Zigzag = strings.TrimSpace(b.String())
 	}
 	lf.IconPos = strconv.Itoa(w/2 - 12)
+	lf.BoltPos = strconv.Itoa(w/2 + 16)
+	if lf.IsTampered {
+		lf.SizeLabel += " · TAMPERED"
+	}
 	what := lf.What
 	if lf.Step != "" {
 		what = lf.Step + ", " + what
@@ -867,7 +872,7 @@ section.conn{break-before:page}
 <polygon class="head" points="{{.Head}}"/>
 <use href="#i-{{.Icon}}" x="{{.IconPos}}" y="20" width="24" height="20"/>
 {{- if .IsTampered}}
-<use href="#i-bolt" x="{{.IconPos}}" y="-2" width="24" height="20"/>
+<use href="#i-bolt" x="{{.BoltPos}}" y="20" width="24" height="20"/>
 {{- end}}
 <text class="size" x="{{$.LaneWidth | half}}" y="54" text-anchor="middle">{{.Len}} B · {{.SizeLabel}}</text>
 </svg></div>
@@ -889,7 +894,7 @@ section.conn{break-before:page}
 <div class="cell peer">
 {{- if .HasText}}
 <div class="text">{{.Text}}</div>
-<div class="key">decrypted with {{.Key}}</div>
+<div class="key">decrypted with {{.Key}}{{if .IsTampered}}: the text as sent, before the bit flip{{end}}</div>
 {{- else if .Problem}}
 <div class="problem">✗ {{.Problem}}</div>
 {{- else if eq .Kind "sealed"}}
