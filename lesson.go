@@ -581,9 +581,9 @@ func replayToHTML(capturePath, out string, opts *replayOptions, stdout, stderr i
 		return 1
 	}
 	s := o.page.Stats
-	fmt.Fprintf(stdout, "wrote %s: %d connections, %d frames", out, s.Conns, s.Frames)
+	fmt.Fprintf(stdout, "wrote %s: %d %s, %d %s", out, s.Conns, plural(s.Conns, "connection", "connections"), s.Frames, plural(s.Frames, "frame", "frames"))
 	if opts.keys.given() {
-		fmt.Fprintf(stdout, ", %d records decrypted", s.Decrypted)
+		fmt.Fprintf(stdout, ", %d %s decrypted", s.Decrypted, plural(s.Decrypted, "record", "records"))
 	}
 	fmt.Fprintf(stdout, "; open it in a browser (it loads nothing and prints cleanly)\n")
 	return 0
@@ -630,6 +630,14 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
+// plural picks the word for n things.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
 // seconds formats a capture time.
 func seconds(t float64) string {
 	return strconv.FormatFloat(t, 'f', 3, 64) + " s"
@@ -637,14 +645,9 @@ func seconds(t float64) string {
 
 // lessonFuncs are the template's helpers.
 var lessonFuncs = template.FuncMap{
-	"plural": func(n int, one, many string) string {
-		if n == 1 {
-			return one
-		}
-		return many
-	},
-	"half":  func(n int) int { return n / 2 },
-	"minus": func(d, n int) int { return n - d },
+	"plural": plural,
+	"half":   func(n int) int { return n / 2 },
+	"minus":  func(d, n int) int { return n - d },
 }
 
 var lessonTemplate = template.Must(template.New("lesson").Funcs(lessonFuncs).Parse(lessonHTML))
