@@ -428,6 +428,9 @@ func (s *server) handle(conn net.Conn) {
 		return
 	}
 	s.readLoop(m)
+	// The writer flushes what was queued and closes the connection; wait for
+	// it so Shutdown returns only when every connection is closed.
+	m.writer.Wait()
 }
 
 // frameRW reads frames through a buffer and writes them straight to the conn.
