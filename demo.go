@@ -66,7 +66,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	err := d.run(ctx, page, *htmlPath)
+	var pageW io.Writer // a nil *os.File in an io.Writer would not be nil
+	if page != nil {
+		pageW = page
+	}
+	err := d.run(ctx, pageW, *htmlPath)
 	if page != nil {
 		if cerr := page.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("%s: %v", *htmlPath, cerr)
@@ -304,7 +308,7 @@ func (d *demo) stolenKey(t *demoTally) {
 	for _, n := range t.notes {
 		d.printf("  %s\n", n)
 	}
-	if sealed := t.stats.decrypted + t.stats.undecrypted; sealed > 0 {
+	if sealed := t.stats.decrypted + t.stats.undecrypted; t.stats.decrypted > 0 {
 		d.printf("\n  %d of %d sealed records decrypted with %s alone.\n", t.stats.decrypted, sealed, demoKeyName)
 	} else {
 		d.printf("\n  Nothing in the %d frames decrypted with %s alone.\n", t.stats.frames, demoKeyName)

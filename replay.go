@@ -3022,7 +3022,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	view := fs.String("view", "", "`view`: sniffer, peer or both (default: both with a key, else sniffer)")
 	conn := fs.Int("conn", 0, "show only connection `N`")
 	speed := fs.Float64("speed", 0, "play with the recorded timing scaled by `X` (default: instant)")
-	tamperText := fs.String("tamper", "", "flip bit BIT of frame FRAME before decrypting (`FRAME:BIT`; bit 0 is the low bit of the first byte; for sealed records bits count from the IV)")
+	tamperText := fs.String("tamper", "", "flip bit BIT of frame FRAME before decrypting (`FRAME:BIT`; bit 0 is the low bit of the first byte; classic records count from the IV, modern records from the first ciphertext byte)")
 	pcapPath := fs.String("pcap", "", "write the TCP connections to a pcap `file` for Wireshark or tshark, instead of replaying")
 	jsonOut := fs.Bool("json", false, "print one JSON object per frame")
 	htmlPath := fs.String("html", "", "write a lesson page to `file`")
