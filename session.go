@@ -798,7 +798,8 @@ func (s *server) privateMessage(from *member, args string) {
 		if !target.tryPush(s.stamp("[PM from " + from.name + "] " + text)) {
 			kicked = append(kicked, target)
 		}
-		if !from.tryPush(s.stamp("[PM to " + to + "] " + text)) {
+		// from may have been dropped meanwhile (its queue is then closed).
+		if !from.gone && !from.tryPush(s.stamp("[PM to " + to + "] " + text)) {
 			kicked = append(kicked, from)
 		}
 	}
