@@ -40,34 +40,11 @@ func runMITMTap(ctx context.Context, ln net.Listener, upstream string, key *rsa.
 	if report == nil {
 		report = func(string) {}
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // runs before wg.Wait: it closes every connection
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-
 	report(fmt.Sprintf("MITM: answering every client with the tap's own key %s", fingerprint(&key.PublicKey)))
-	for {
-		down, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return err
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m := &mitmSession{key: key, report: report, label: down.RemoteAddr().String()}
-			m.run(ctx, down, upstream, rec)
-		}()
-	}
+	return acceptEach(ctx, ln, func(ctx context.Context, down net.Conn) {
+		m := &mitmSession{key: key, report: report, label: down.RemoteAddr().String()}
+		m.run(ctx, down, upstream, rec)
+	})
 }
 
 // mitmSession is one intercepted client: two sessions, one per leg.

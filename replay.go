@@ -2841,31 +2841,9 @@ func (p *pcapExporter) packet(t float64, c *pcapConn, fromClient bool, flags int
 // returns when ctx is done, after every relay has ended. report receives a
 // line per connection event; it may be called from several goroutines.
 func tap(ctx context.Context, ln net.Listener, upstream string, rec *capture, report func(string)) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		down, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return err
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tapRelay(ctx, down, upstream, rec, report)
-		}()
-	}
+	return acceptEach(ctx, ln, func(ctx context.Context, down net.Conn) {
+		tapRelay(ctx, down, upstream, rec, report)
+	})
 }
 
 // tapRelay relays one client connection until both directions end.

@@ -7,6 +7,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
@@ -433,6 +434,37 @@ func (s *server) handle(conn net.Conn) {
 	m.writer.Wait()
 }
 
+// acceptEach accepts connections on ln until ctx ends and runs handle for
+// each in a goroutine of its own. It closes ln when ctx ends, and returns
+// after every handler has returned; handlers see ctx cancelled by then.
+func acceptEach(ctx context.Context, ln net.Listener, handle func(context.Context, net.Conn)) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // runs before wg.Wait: handlers close their connections
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			handle(ctx, c)
+		}()
+	}
+}
+
 // frameRW reads frames through a buffer and writes them straight to the conn.
 type frameRW struct {
 	*bufio.Reader
@@ -799,7 +831,7 @@ func (s *server) privateMessage(from *member, args string) {
 			kicked = append(kicked, target)
 		}
 		// from may have been dropped meanwhile (its queue is then closed).
-		if !from.gone && !from.tryPush(s.stamp("[PM to " + to + "] " + text)) {
+		if !from.gone && !from.tryPush(s.stamp("[PM to "+to+"] "+text)) {
 			kicked = append(kicked, from)
 		}
 	}
