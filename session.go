@@ -274,6 +274,7 @@ type member struct {
 	name   string
 	addr   string
 	conn   net.Conn
+	br     *bufio.Reader // the handshake's reader, so no byte read ahead is lost
 	rc     recordCipher
 	out    chan string
 	gone   bool // removed from the hub; guarded by server.mu
@@ -507,7 +508,7 @@ func (s *server) handshake(conn net.Conn, addr string) (*member, error) {
 		return nil, fmt.Errorf("invalid username %q: %v", sanitizeText(name), err)
 	}
 
-	m := &member{name: name, addr: addr, conn: conn, rc: rc, out: make(chan string, s.cfg.QueueLen)}
+	m := &member{name: name, addr: addr, conn: conn, br: rw.Reader, rc: rc, out: make(chan string, s.cfg.QueueLen)}
 	s.mu.Lock()
 	switch {
 	case s.closing:
@@ -715,7 +716,7 @@ func appendSealedFrame(buf []byte, rc recordCipher, text string) ([]byte, error)
 
 // readLoop reads the member's records until they leave.
 func (s *server) readLoop(m *member) {
-	br := bufio.NewReader(m.conn)
+	br := m.br // holds whatever the client sent right behind its name
 	_, classic := m.rc.(*classicCipher)
 	dropped := 0
 	limit := tokenBucket{rate: s.cfg.Rate, burst: float64(s.cfg.Burst), tokens: float64(s.cfg.Burst)}

@@ -713,3 +713,38 @@ func TestMaxPerAddr(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestChatRightBehindTheName(t *testing.T) {
+	// A client may send its first line in the same segment as its name.
+	ts := startTestServer(t, serverConfig{})
+	conn, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	first, _ := readFrame(br)
+	pub, err := parsePublicKeyPEM(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, aesKeySize)
+	rand.Read(key)
+	blob, _ := classicWrapKey(rand.Reader, pub, key)
+	writeFrame(conn, blob)
+	rc, _ := newClassicCipher(key, nil)
+	readFrame(br) // HANDSHAKE_OK
+	name, _ := rc.seal([]byte("eager"))
+	line, _ := rc.seal([]byte("first words"))
+	conn.Write(appendFrame(appendFrame(nil, name), line)) // one write, one segment
+	for {
+		p, err := readFrame(br)
+		if err != nil {
+			t.Fatalf("never saw the first line: %v", err)
+		}
+		if text, _ := rc.open(p); strings.HasSuffix(string(text), "eager: first words") {
+			return
+		}
+	}
+}
