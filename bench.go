@@ -20,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/bits"
 	"net"
@@ -86,7 +87,9 @@ type benchStats struct {
 	DeliveryWall            time.Duration // first send to last delivery
 	Delivery                latencyStats  // send to receipt, per delivery
 
-	Stalled, StalledClosed int // never-reading clients, and how many the server closed
+	Stalled, StalledClosed int            // never-reading clients, and how many the server closed
+	SlowDown               int64          // "[ERROR] Slow down" notices: the server rate-limited a sender
+	ServerDrops            map[string]int // in-process server only: why it dropped clients during the run
 
 	RSADecrypts float64 // RSA-2048 OAEP decrypts/s on all cores; 0 when not measured
 	RSACores    int
@@ -191,6 +194,35 @@ type benchServer struct {
 	key  *rsa.PrivateKey
 	addr string
 	done chan error
+
+	mu       sync.Mutex
+	counting bool           // drops are counted until the run closes its clients
+	drops    map[string]int // LEAVE reasons
+}
+
+// logEvent counts why the server dropped clients: a run that loses
+// messages can say whether the server kicked readers, and why.
+func (bs *benchServer) logEvent(ev serverEvent) {
+	if ev.Kind != "LEAVE" {
+		return
+	}
+	_, why, ok := strings.Cut(ev.Text, " left the chat (")
+	if !ok {
+		return
+	}
+	bs.mu.Lock()
+	if bs.counting {
+		bs.drops[strings.TrimSuffix(why, ")")]++
+	}
+	bs.mu.Unlock()
+}
+
+// stopCounting returns the drops seen so far and ignores later ones.
+func (bs *benchServer) stopCounting() map[string]int {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	bs.counting = false
+	return maps.Clone(bs.drops)
 }
 
 func startBenchServer(key *rsa.PrivateKey, suite string) (*benchServer, error) {
@@ -203,7 +235,8 @@ func startBenchServer(key *rsa.PrivateKey, suite string) (*benchServer, error) {
 	if suite == "auto" {
 		suite = suiteClassic
 	}
-	srv, err := newServer(serverConfig{Key: key, Suite: suite})
+	bs := &benchServer{key: key, done: make(chan error, 1), counting: true, drops: make(map[string]int)}
+	srv, err := newServer(serverConfig{Key: key, Suite: suite, Log: bs.logEvent})
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +244,7 @@ func startBenchServer(key *rsa.PrivateKey, suite string) (*benchServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	bs := &benchServer{srv: srv, key: key, addr: ln.Addr().String(), done: make(chan error, 1)}
+	bs.srv, bs.addr = srv, ln.Addr().String()
 	go func() { bs.done <- srv.Serve(ln) }()
 	return bs, nil
 }
@@ -414,6 +447,7 @@ type benchReader struct {
 	tracks map[int]*senderTrack
 
 	delivered, dup, ooo, corrupt int64
+	slowDown                     int64
 	last                         time.Time // last bench delivery
 	err                          error     // why Recv ended
 }
@@ -441,6 +475,9 @@ func (r *benchReader) read(run *benchRun) {
 		now := time.Now()
 		idx, seq, sent, ok, perr := parseBenchLine(line, run.tag)
 		if !ok {
+			if strings.HasSuffix(line, "] [ERROR] Slow down") {
+				r.slowDown++
+			}
 			continue
 		}
 		if perr != nil || seq >= run.messages {
@@ -582,9 +619,10 @@ func bench(ctx context.Context, cfg benchConfig) (benchStats, error) {
 		Senders: cfg.Senders, Messages: cfg.Messages, Size: cfg.Size, Stalled: cfg.Stalled,
 	}
 	var key *rsa.PrivateKey
+	var bs *benchServer
 	if cfg.Addr == "" {
-		bs, err := startBenchServer(nil, cfg.Suite)
-		if err != nil {
+		var err error
+		if bs, err = startBenchServer(nil, cfg.Suite); err != nil {
 			return st, fmt.Errorf("starting the in-process server: %v", err)
 		}
 		defer bs.stop()
@@ -725,6 +763,9 @@ func bench(ctx context.Context, cfg benchConfig) (benchStats, error) {
 	stalledWG.Wait()
 	st.StalledClosed = int(stalledClosed.Load())
 
+	if bs != nil {
+		st.ServerDrops = bs.stopCounting()
+	}
 	conns.closeAll()
 	readWG.Wait()
 	st.SendErrors = sendErrors.Load()
@@ -740,6 +781,7 @@ func bench(ctx context.Context, cfg benchConfig) (benchStats, error) {
 		st.Duplicated += r.dup
 		st.OutOfOrder += r.ooo
 		st.Corrupt += r.corrupt
+		st.SlowDown += r.slowDown
 		st.Dropped += r.cs.Dropped
 		if r.last.After(last) {
 			last = r.last
@@ -878,7 +920,7 @@ func startServerProcess(ctx context.Context, command func(args ...string) *exec.
 		suite = suiteClassic
 	}
 	cmd := command("server", "-ephemeral", "-listen", addr, "-suite", suite,
-		"-max-clients", strconv.Itoa(maxClients), "-no-color")
+		"-max-clients", strconv.Itoa(maxClients), "-max-per-addr", "0", "-no-color")
 	cmd.Stdout = io.Discard // the server's log, one line per event
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -1093,6 +1135,16 @@ func printBenchStats(w io.Writer, st benchStats) {
 	fmt.Fprintln(w)
 	if st.Stalled > 0 {
 		fmt.Fprintf(w, "stalled     %d never-reading clients, %d closed by the server\n", st.Stalled, st.StalledClosed)
+	}
+	if st.SlowDown > 0 {
+		fmt.Fprintf(w, "rate limit  the server told senders %d times to slow down (run it with -rate 0 to measure it unthrottled)\n", st.SlowDown)
+	}
+	if len(st.ServerDrops) > 0 {
+		reasons := slices.Sorted(maps.Keys(st.ServerDrops))
+		for i, why := range reasons {
+			reasons[i] = fmt.Sprintf("%d × %s", st.ServerDrops[why], why)
+		}
+		fmt.Fprintf(w, "server      dropped clients during the run: %s\n", strings.Join(reasons, "; "))
 	}
 }
 

@@ -49,8 +49,8 @@ func TestBenchSmallRun(t *testing.T) {
 		t.Errorf("delivered %d of %d: lost %d, duplicated %d, out of order %d, corrupt %d, disconnected %d",
 			st.Delivered, st.Expected, st.Lost, st.Duplicated, st.OutOfOrder, st.Corrupt, st.Disconnected)
 	}
-	if !st.OK() || st.TimedOut {
-		t.Errorf("run not OK: %s", benchVerdict(st))
+	if !st.OK() || st.TimedOut || st.SlowDown != 0 || len(st.ServerDrops) != 0 {
+		t.Errorf("run not OK: %s; slow down %d; server drops %v", benchVerdict(st), st.SlowDown, st.ServerDrops)
 	}
 	if st.Handshake.N != 20 || st.Handshake.P50 <= 0 || st.Handshake.Max < st.Handshake.P99 || st.Handshake.P99 < st.Handshake.P50 {
 		t.Errorf("handshake latencies inconsistent: %+v", st.Handshake)
@@ -74,6 +74,40 @@ func TestBenchStalledClient(t *testing.T) {
 	}
 	if st.Stalled != 1 {
 		t.Errorf("stalled = %d, want 1", st.Stalled)
+	}
+	waitGoroutines(t, before)
+}
+
+// TestBenchRateLimitedServer loads a server that limits lines per second:
+// bench must count the losses and say why.
+func TestBenchRateLimitedServer(t *testing.T) {
+	before := runtime.NumGoroutine()
+	srv, err := newServer(serverConfig{Key: testRSAKey(t), Rate: 1, Burst: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	st, err := bench(context.Background(), benchConfig{Addr: ln.Addr().String(), Clients: 4, Senders: 1, Messages: 10, Size: 64,
+		Timeout: 30 * time.Second, Drain: 500 * time.Millisecond})
+	srv.Shutdown()
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.OK() || st.Lost == 0 || st.SlowDown == 0 || st.InProcess {
+		t.Errorf("rate-limited run: ok %v, lost %d, slow down %d, in-process %v", st.OK(), st.Lost, st.SlowDown, st.InProcess)
+	}
+	var out strings.Builder
+	printBenchStats(&out, st)
+	if !strings.Contains(out.String(), "slow down") {
+		t.Errorf("output does not say the server rate-limited:\n%s", out.String())
 	}
 	waitGoroutines(t, before)
 }
