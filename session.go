@@ -101,7 +101,7 @@ func writeFrame(w io.Writer, payload []byte) error {
 const (
 	maxNameLen      = 32
 	maxTextLen      = 4096
-	defaultQueueLen = 256
+	defaultQueueLen = 1024
 	writeTimeout    = 10 * time.Second
 	maxCoalesce     = 64 << 10 // bytes gathered into one Write
 	separator       = "=================================================="
@@ -276,7 +276,7 @@ type member struct {
 	conn   net.Conn
 	br     *bufio.Reader // the handshake's reader, so no byte read ahead is lost
 	rc     recordCipher
-	out    chan string
+	out    *outQueue
 	gone   bool // removed from the hub; guarded by server.mu
 	writer sync.WaitGroup
 }
@@ -392,12 +392,9 @@ func (s *server) Shutdown() {
 	joined := make(map[net.Conn]bool)
 	for _, m := range s.members {
 		joined[m.conn] = true
-		select {
-		case m.out <- shutdownText:
-		default:
-		}
+		m.out.push(shutdownText) // dropped if the queue is full: that client is not reading
 		m.gone = true
-		close(m.out) // the writer flushes, then closes the connection
+		m.out.close() // the writer flushes, then closes the connection
 	}
 	s.members = nil
 	clear(s.byName)
@@ -508,7 +505,7 @@ func (s *server) handshake(conn net.Conn, addr string) (*member, error) {
 		return nil, fmt.Errorf("invalid username %q: %v", sanitizeText(name), err)
 	}
 
-	m := &member{name: name, addr: addr, conn: conn, br: rw.Reader, rc: rc, out: make(chan string, s.cfg.QueueLen)}
+	m := &member{name: name, addr: addr, conn: conn, br: rw.Reader, rc: rc, out: newOutQueue(s.cfg.QueueLen)}
 	s.mu.Lock()
 	switch {
 	case s.closing:
@@ -524,7 +521,7 @@ func (s *server) handshake(conn net.Conn, addr string) (*member, error) {
 		return nil, fmt.Errorf("server full (%d clients)", s.cfg.MaxClients)
 	}
 	// The welcome is queued first so it is the first record the user gets.
-	m.out <- welcomeText(name)
+	m.out.push(welcomeText(name))
 	joined := s.stamp("[SYSTEM] " + name + " joined (secure channel)")
 	kicked := s.pushLocked(joined, m)
 	s.members = append(s.members, m)
@@ -605,12 +602,73 @@ func (s *server) pushLocked(text string, skip *member) (kicked []*member) {
 	return kicked
 }
 
-func (m *member) tryPush(text string) bool {
-	select {
-	case m.out <- text:
+func (m *member) tryPush(text string) bool { return m.out.push(text) }
+
+// outQueue is a member's bounded outbound queue. It holds texts, not sealed
+// frames: a broadcast shares one string among its recipients, and each
+// recipient's writer seals it. Its memory follows what is waiting, up to
+// limit entries, so an idle client costs almost nothing.
+type outQueue struct {
+	mu     sync.Mutex
+	items  []string
+	limit  int
+	closed bool
+	ready  chan struct{} // holds one token when items or closed changed
+}
+
+func newOutQueue(limit int) *outQueue {
+	return &outQueue{limit: limit, ready: make(chan struct{}, 1)}
+}
+
+// push appends text and reports false when the queue is full. A push to a
+// closed queue is dropped.
+func (q *outQueue) push(text string) bool {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
 		return true
-	default:
+	}
+	if len(q.items) >= q.limit {
+		q.mu.Unlock()
 		return false
+	}
+	q.items = append(q.items, text)
+	q.mu.Unlock()
+	q.wake()
+	return true
+}
+
+func (q *outQueue) wake() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// close lets the writer drain what is queued and stop.
+func (q *outQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.wake()
+}
+
+// take waits for texts and returns all that are queued, keeping spare as
+// the next backing array; ok is false once the queue is closed and empty.
+func (q *outQueue) take(spare []string) (items []string, ok bool) {
+	for {
+		q.mu.Lock()
+		if len(q.items) > 0 {
+			items, q.items = q.items, spare[:0]
+			q.mu.Unlock()
+			return items, true
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return nil, false
+		}
+		<-q.ready
 	}
 }
 
@@ -649,7 +707,7 @@ func (s *server) remove(m *member, why string) {
 		return
 	}
 	m.gone = true
-	close(m.out)
+	m.out.close()
 	delete(s.byName, m.name)
 	for i, x := range s.members {
 		if x == m {
@@ -670,38 +728,39 @@ func (s *server) writeLoop(m *member) {
 	defer m.writer.Done()
 	defer m.conn.Close()
 	var buf []byte
-	for text := range m.out {
+	var spare []string
+	for {
+		items, ok := m.out.take(spare)
+		if !ok {
+			return
+		}
 		buf = buf[:0]
 		var err error
-		buf, err = appendSealedFrame(buf, m.rc, text)
-	gather:
-		for err == nil && len(buf) < maxCoalesce {
-			select {
-			case more, ok := <-m.out:
-				if !ok {
-					break gather
+		for i, text := range items {
+			if buf, err = appendSealedFrame(buf, m.rc, text); err != nil {
+				break
+			}
+			if len(buf) >= maxCoalesce || i == len(items)-1 {
+				timeout := writeTimeout
+				if s.stopping.Load() {
+					timeout = time.Second // do not hold up shutdown for a stalled reader
 				}
-				buf, err = appendSealedFrame(buf, m.rc, more)
-			default:
-				break gather
+				m.conn.SetWriteDeadline(time.Now().Add(timeout))
+				if _, err = m.conn.Write(buf); err != nil {
+					break
+				}
+				buf = buf[:0]
 			}
-		}
-		if err == nil {
-			timeout := writeTimeout
-			if s.stopping.Load() {
-				timeout = time.Second // do not hold up shutdown for a stalled reader
-			}
-			m.conn.SetWriteDeadline(time.Now().Add(timeout))
-			_, err = m.conn.Write(buf)
 		}
 		if err != nil {
 			s.remove(m, "write failed: "+err.Error())
-			m.conn.Close()
-			for range m.out {
-				// drain until remove closed the queue
-			}
 			return
 		}
+		clear(items) // let the texts go
+		if cap(items) > 256 {
+			items = nil // a burst is over: give its memory back
+		}
+		spare = items
 	}
 }
 
