@@ -97,8 +97,41 @@ func (c *classicCipher) seal(text []byte) ([]byte, error) {
 
 // appendSeal appends the sealed record for text to dst.
 func (c *classicCipher) appendSeal(dst, text []byte) ([]byte, error) {
+	raw, err := encryptCBC(c, nil, text)
+	if err != nil {
+		return dst, err
+	}
+	return base64.StdEncoding.AppendEncode(dst, raw), nil
+}
+
+// appendFrame appends text's whole frame (header and sealed record) to dst,
+// for the server's writers. scratch holds IV || ciphertext between
+// encryption and encoding; it is grown as needed and returned, so a writer
+// that keeps it seals without allocating but for the CBC encrypter.
+func (c *classicCipher) appendFrame(dst, scratch []byte, text string) ([]byte, []byte, error) {
+	raw, err := encryptCBC(c, scratch, text)
+	if err != nil {
+		return dst, scratch, err
+	}
+	start := len(dst)
+	dst = append(dst, "0000000000"...)
+	dst = base64.StdEncoding.AppendEncode(dst, raw)
+	for i, n := start+headerLen-1, len(dst)-start-headerLen; i >= start; i-- {
+		dst[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return dst, raw, nil
+}
+
+// encryptCBC returns IV || AES-256-CBC(PKCS#7(text)) with a fresh IV, in
+// scratch when it is large enough.
+func encryptCBC[T ~string | ~[]byte](c *classicCipher, scratch []byte, text T) ([]byte, error) {
 	padLen := aes.BlockSize - len(text)%aes.BlockSize
-	raw := make([]byte, cbcIVSize+len(text)+padLen)
+	n := cbcIVSize + len(text) + padLen
+	if cap(scratch) < n {
+		scratch = make([]byte, n)
+	}
+	raw := scratch[:n]
 	iv := raw[:cbcIVSize]
 	if _, err := io.ReadFull(c.rand, iv); err != nil {
 		return nil, err
@@ -109,7 +142,7 @@ func (c *classicCipher) appendSeal(dst, text []byte) ([]byte, error) {
 		body[i] = byte(padLen)
 	}
 	cipher.NewCBCEncrypter(c.block, iv).CryptBlocks(body, body)
-	return base64.StdEncoding.AppendEncode(dst, raw), nil
+	return raw, nil
 }
 
 // open reverses seal. Every failure is errOpen.

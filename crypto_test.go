@@ -535,3 +535,31 @@ func TestClassicKnownServers(t *testing.T) {
 		t.Errorf("malformed line: err=%v, want one naming line 5", err)
 	}
 }
+
+func TestClassicAppendFrameOpens(t *testing.T) {
+	c, err := newClassicCipher(bytes.Repeat([]byte{3}, aesKeySize), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf, scratch []byte
+	texts := []string{"", "x", strings.Repeat("y", 15), strings.Repeat("z", 16), strings.Repeat("é", 600)}
+	for _, text := range texts {
+		buf, scratch, err = c.appendFrame(buf, scratch, text)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := bytes.NewReader(buf)
+	for _, want := range texts {
+		p, err := readFrame(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p) != sealedLen(len(want)) {
+			t.Errorf("%d-byte text: payload %d, want %d", len(want), len(p), sealedLen(len(want)))
+		}
+		if got, err := c.open(p); err != nil || string(got) != want {
+			t.Errorf("open = %.20q, %v; want %.20q", got, err, want)
+		}
+	}
+}

@@ -188,6 +188,9 @@ func isControl(r rune) bool {
 
 // sanitizeText removes control characters from one line of chat text.
 func sanitizeText(s string) string {
+	if printableASCII(s, false) {
+		return s
+	}
 	return strings.Map(func(r rune) rune {
 		if isControl(r) || r == utf8.RuneError {
 			return -1
@@ -199,6 +202,9 @@ func sanitizeText(s string) string {
 // sanitizeForTerminal is sanitizeText that keeps line breaks, for the
 // server's multi-line texts (welcome, /list) on the client's screen.
 func sanitizeForTerminal(s string) string {
+	if printableASCII(s, true) {
+		return s
+	}
 	return strings.Map(func(r rune) rune {
 		if r == '\n' {
 			return r
@@ -208,6 +214,19 @@ func sanitizeForTerminal(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// printableASCII reports whether s is printable ASCII (and line breaks, when
+// allowed): the common case, returned unchanged without decoding runes.
+func printableASCII(s string, newlines bool) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e {
+			if c != '\n' || !newlines {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // welcomeText is the seed's welcome, byte for byte.
@@ -727,8 +746,9 @@ func (s *server) remove(m *member, why string) {
 func (s *server) writeLoop(m *member) {
 	defer m.writer.Done()
 	defer m.conn.Close()
-	var buf []byte
+	var buf, scratch []byte
 	var spare []string
+	classic, _ := m.rc.(*classicCipher)
 	for {
 		items, ok := m.out.take(spare)
 		if !ok {
@@ -737,7 +757,12 @@ func (s *server) writeLoop(m *member) {
 		buf = buf[:0]
 		var err error
 		for i, text := range items {
-			if buf, err = appendSealedFrame(buf, m.rc, text); err != nil {
+			if classic != nil {
+				buf, scratch, err = classic.appendFrame(buf, scratch, text)
+			} else {
+				buf, err = appendSealedFrame(buf, m.rc, text)
+			}
+			if err != nil {
 				break
 			}
 			if len(buf) >= maxCoalesce || i == len(items)-1 {
