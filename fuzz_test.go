@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -168,6 +170,37 @@ func FuzzParsePM(f *testing.F) {
 		to2, text2, ok2 := parsePM(to + " " + text)
 		if !ok2 || to2 != to || text2 != text {
 			t.Fatalf("round trip of %q: %q %q", args, to2, text2)
+		}
+	})
+}
+
+func FuzzParseKeylog(f *testing.F) {
+	f.Add("# comment\nCLASSIC 0011223344556677 " + strings.Repeat("ab", 32) + "\n")
+	f.Add("MODERN " + strings.Repeat("01", 32) + " " + strings.Repeat("cd", 32))
+	f.Add("CLASSIC zz 00\n")
+	f.Add("lower 00 00\n\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		entries, err := parseKeylog(strings.NewReader(in))
+		lines := strings.Count(in, "\n") + 1
+		if err != nil {
+			var le *lineError
+			if errors.As(err, &le) && (le.Line < 1 || le.Line > lines+1) {
+				t.Fatalf("error names line %d of %d: %v", le.Line, lines, err)
+			}
+		}
+		// Formatting the entries as a key log and parsing again gives them back.
+		var b strings.Builder
+		for _, e := range entries {
+			fmt.Fprintf(&b, "%s %x %x\n", e.Label, e.ID, e.Secret)
+		}
+		again, err := parseKeylog(strings.NewReader(b.String()))
+		if err != nil || len(again) != len(entries) {
+			t.Fatalf("round trip: %d entries, %v; want %d", len(again), err, len(entries))
+		}
+		for i := range entries {
+			if again[i].Label != entries[i].Label || !bytes.Equal(again[i].ID, entries[i].ID) || !bytes.Equal(again[i].Secret, entries[i].Secret) {
+				t.Fatalf("entry %d changed in the round trip", i)
+			}
 		}
 	})
 }

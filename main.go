@@ -172,6 +172,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	maxPerAddr := fs.Int("max-per-addr", 256, "most connections from one IP address (0: no limit)")
 	rate := fs.Float64("rate", 10, "chat lines per second a client may send after its burst (0: no limit)")
 	burst := fs.Int("burst", 20, "lines a client may send at once before -rate applies")
+	maxFrame := fs.Int("max-frame", maxFrameLen, "largest frame a client may send, in `bytes` (1024 to 65536); a larger one closes its connection")
 	queue := fs.Int("queue", defaultQueueLen, "outbound queue per client, in messages; a client whose queue fills is disconnected")
 	noColor := fs.Bool("no-color", false, "no colour in the log")
 	if code := parseFlags(fs, args, stdout, stderr); code >= 0 {
@@ -179,6 +180,10 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	if *suite != suiteClassic && *suite != suiteModern {
 		errorf(stderr, "server: -suite must be classic or modern, not %q", *suite)
+		return 2
+	}
+	if *maxFrame < 1024 || *maxFrame > maxFrameLen {
+		errorf(stderr, "server: -max-frame must be between 1024 and %d, not %d", maxFrameLen, *maxFrame)
 		return 2
 	}
 	if *keyFile != "" && *ephemeral {
@@ -224,7 +229,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	srv, err := newServer(serverConfig{
 		Key: key, Suite: *suite, HandshakeTimeout: *hsTimeout, MaxClients: *maxClients,
-		MaxPerAddr: *maxPerAddr, Rate: *rate, Burst: *burst, QueueLen: *queue, Record: rec, Keylog: kl, Log: logEvent,
+		MaxPerAddr: *maxPerAddr, MaxFrame: *maxFrame, Rate: *rate, Burst: *burst, QueueLen: *queue, Record: rec, Keylog: kl, Log: logEvent,
 	})
 	if err != nil {
 		ln.Close()

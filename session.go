@@ -31,11 +31,17 @@ const (
 // errFrameHeader and errFrameTooLong are protocol violations: the peer is dropped.
 var (
 	errFrameHeader  = errors.New("frame header is not ten ASCII digits")
-	errFrameTooLong = fmt.Errorf("frame longer than %d bytes", maxFrameLen)
+	errFrameTooLong = errors.New("frame too long")
 )
 
 // parseFrameHeader returns the payload length a header announces.
 func parseFrameHeader(h []byte) (int, error) {
+	return parseFrameHeaderLimit(h, maxFrameLen)
+}
+
+// parseFrameHeaderLimit is parseFrameHeader with a lower limit of the
+// caller's (the server's -max-frame).
+func parseFrameHeaderLimit(h []byte, limit int) (int, error) {
 	if len(h) != headerLen {
 		return 0, errFrameHeader
 	}
@@ -45,8 +51,8 @@ func parseFrameHeader(h []byte) (int, error) {
 			return 0, errFrameHeader
 		}
 		n = n*10 + int(c-'0')
-		if n > maxFrameLen {
-			return 0, errFrameTooLong
+		if n > limit {
+			return 0, fmt.Errorf("%w: over %d bytes", errFrameTooLong, limit)
 		}
 	}
 	return n, nil
@@ -73,11 +79,16 @@ func frameHeader(n int) []byte {
 // allocated. A clean EOF before a header is io.EOF; EOF inside a frame is
 // io.ErrUnexpectedEOF.
 func readFrame(r io.Reader) ([]byte, error) {
+	return readFrameLimit(r, maxFrameLen)
+}
+
+// readFrameLimit is readFrame refusing payloads over limit bytes.
+func readFrameLimit(r io.Reader, limit int) ([]byte, error) {
 	var h [headerLen]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return nil, err
 	}
-	n, err := parseFrameHeader(h[:])
+	n, err := parseFrameHeaderLimit(h[:], limit)
 	if err != nil {
 		return nil, err
 	}
@@ -261,6 +272,7 @@ type serverConfig struct {
 	HandshakeTimeout time.Duration
 	MaxClients       int
 	MaxPerAddr       int     // connections from one IP address; 0 = no limit
+	MaxFrame         int     // largest frame a client may send; 0 = maxFrameLen
 	Rate             float64 // chat lines per second per client; 0 = no limit
 	Burst            int     // lines a client may send at once before Rate applies
 	QueueLen         int
@@ -309,6 +321,9 @@ func newServer(cfg serverConfig) (*server, error) {
 	}
 	if cfg.QueueLen <= 0 {
 		cfg.QueueLen = defaultQueueLen
+	}
+	if cfg.MaxFrame <= 0 || cfg.MaxFrame > maxFrameLen {
+		cfg.MaxFrame = maxFrameLen
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
@@ -805,7 +820,7 @@ func (s *server) readLoop(m *member) {
 	dropped := 0
 	limit := tokenBucket{rate: s.cfg.Rate, burst: float64(s.cfg.Burst), tokens: float64(s.cfg.Burst)}
 	for {
-		payload, err := readFrame(br)
+		payload, err := readFrameLimit(br, s.cfg.MaxFrame)
 		if err != nil {
 			why := "connection closed"
 			switch {

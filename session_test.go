@@ -748,3 +748,40 @@ func TestChatRightBehindTheName(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxFrameFlag(t *testing.T) {
+	ts := startTestServer(t, serverConfig{MaxFrame: 2048})
+	w := join(t, ts.addr, "watcher")
+	a := join(t, ts.addr, "alice")
+	a.Send(strings.Repeat("k", 1000)) // a 1,368-byte record: under the limit
+	expect(t, w, "alice: "+strings.Repeat("k", 1000))
+	a.Send(strings.Repeat("m", 1500)) // 2,028 bytes: just under
+	expect(t, w, "alice: "+strings.Repeat("m", 1500))
+	a.Send(strings.Repeat("n", 1600)) // 2,176 bytes: over the limit
+	expectClosed(t, a.conn)
+	expect(t, w, "[SYSTEM] alice left the chat")
+	ts.logged(t, "LEAVE", "alice left the chat (protocol violation: frame too long: over 2048 bytes)")
+}
+
+func TestClientKilledMidHandshake(t *testing.T) {
+	ts := startTestServer(t, serverConfig{})
+	w := join(t, ts.addr, "watcher")
+	for i, cut := range []int{0, 5, headerLen, headerLen + 100} {
+		conn, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := readFrame(conn); err != nil { // the public key
+			t.Fatal(err)
+		}
+		// Part of the 266-byte key-transport frame, then the process dies.
+		conn.Write(appendFrame(nil, make([]byte, rsaBlobSize))[:cut])
+		conn.Close()
+		if ev := ts.logged(t, "REFUSED", "closed during handshake"); i == 0 && ev.Text == "" {
+			t.Fatal("no refusal logged")
+		}
+	}
+	w.Send("unbothered")
+	expect(t, w, "watcher: unbothered")
+}
