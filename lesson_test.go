@@ -50,36 +50,7 @@ func writeLesson(t *testing.T, args ...string) string {
 // with -update.
 func checkLessonGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join(lessonTestdata, name)
-	if *updateGolden {
-		if err := os.MkdirAll(lessonTestdata, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got == string(want) {
-		return
-	}
-	gl, wl := strings.Split(got, "\n"), strings.Split(string(want), "\n")
-	for i := 0; i < len(gl) || i < len(wl); i++ {
-		var g, w string
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if g != w {
-			t.Fatalf("%s differs at line %d:\n got: %q\nwant: %q\n(run with -update to accept the new page after reading the diff)", name, i+1, g, w)
-		}
-	}
+	checkGoldenFile(t, filepath.Join(lessonTestdata, name), got)
 }
 
 // activeMarkupRE finds markup that runs or loads something: elements, and

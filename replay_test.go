@@ -264,8 +264,17 @@ func runReplayTest(t *testing.T, columns int, args ...string) (stdout, stderr st
 // checkGolden compares got with testdata/replay/name, or writes it with -update.
 func checkGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join(replayTestdata, name)
+	checkGoldenFile(t, filepath.Join(replayTestdata, name), got)
+}
+
+// checkGoldenFile compares got with the file at path, or writes it with
+// -update; a mismatch names the first line that differs.
+func checkGoldenFile(t *testing.T, path, got string) {
+	t.Helper()
 	if *updateGolden {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -288,7 +297,7 @@ func checkGolden(t *testing.T, name, got string) {
 			w = wl[i]
 		}
 		if g != w {
-			t.Fatalf("%s differs at line %d:\n got: %q\nwant: %q\n(run with -update to accept the new output after reading the diff)", name, i+1, g, w)
+			t.Fatalf("%s differs at line %d:\n got: %q\nwant: %q\n(run with -update to accept the new output after reading the diff)", filepath.Base(path), i+1, g, w)
 		}
 	}
 }
