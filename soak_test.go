@@ -179,7 +179,7 @@ func TestSoak(t *testing.T) {
 					t.Errorf("%s: send %d: %v", name, i, err)
 					return
 				}
-				time.Sleep(2 * time.Millisecond)
+				time.Sleep(25 * time.Millisecond) // a second of traffic, so churn overlaps it
 			}
 		}()
 	}
