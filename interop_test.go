@@ -7,7 +7,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -60,24 +59,6 @@ func findPython(t *testing.T) string {
 	return ""
 }
 
-// interopStderr collects a child's stderr for failure messages.
-type interopStderr struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *interopStderr) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *interopStderr) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // pyPeer is one running classic_peer.py. Its goroutine reads stdout into
 // lines, then reaps the process and closes exited; t.Cleanup ends it.
 type pyPeer struct {
@@ -85,7 +66,7 @@ type pyPeer struct {
 	stdin  io.WriteCloser
 	lines  chan string
 	exited chan struct{}
-	stderr *interopStderr
+	stderr *syncBuffer
 	cmd    *exec.Cmd
 }
 
@@ -93,7 +74,7 @@ func startPyPeer(t *testing.T, name string, args ...string) *pyPeer {
 	t.Helper()
 	py := findPython(t)
 	cmd := exec.Command(py, append([]string{"-u", filepath.Join("testdata", "classic_peer.py")}, args...)...)
-	p := &pyPeer{name: name, lines: make(chan string, 4096), exited: make(chan struct{}), stderr: &interopStderr{}, cmd: cmd}
+	p := &pyPeer{name: name, lines: make(chan string, 4096), exited: make(chan struct{}), stderr: &syncBuffer{}, cmd: cmd}
 	cmd.Stderr = p.stderr
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {

@@ -377,9 +377,7 @@ func (s *server) Serve(ln net.Listener) error {
 			if closing {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
+			if retryAccept(err) {
 				continue
 			}
 			return err
@@ -466,6 +464,17 @@ func (s *server) handle(conn net.Conn) {
 	m.writer.Wait()
 }
 
+// retryAccept reports whether an Accept error is passing (a timeout, such
+// as running out of file descriptors for a moment); it pauses briefly first.
+func retryAccept(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		time.Sleep(10 * time.Millisecond)
+		return true
+	}
+	return false
+}
+
 // acceptEach accepts connections on ln until ctx ends and runs handle for
 // each in a goroutine of its own. It closes ln when ctx ends, and returns
 // after every handler has returned; handlers see ctx cancelled by then.
@@ -482,9 +491,7 @@ func acceptEach(ctx context.Context, ln net.Listener, handle func(context.Contex
 			if ctx.Err() != nil {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
+			if retryAccept(err) {
 				continue
 			}
 			return err
