@@ -348,21 +348,28 @@ func parseBenchLine(line, tag string) (idx, seq int, sent int64, ok bool, err er
 		return 0, 0, 0, false, nil
 	}
 	name, text, found := strings.Cut(line[11:], ": ")
-	if !found || !strings.HasPrefix(name, "b"+tag+"-") || !strings.HasPrefix(text, "~"+tag+"/") {
+	if !found || !hasTagPrefix(name, 'b', tag, '-') || !hasTagPrefix(text, '~', tag, '/') {
 		return 0, 0, 0, false, nil
 	}
 	marker, _, found := strings.Cut(text[len(tag)+2:], "~")
-	f := strings.Split(marker, "/")
-	if !found || len(f) != 3 {
+	idxText, rest, found1 := strings.Cut(marker, "/")
+	seqText, sentText, found2 := strings.Cut(rest, "/")
+	if !found || !found1 || !found2 {
 		return 0, 0, 0, true, errors.New("bad marker")
 	}
-	idx, e1 := strconv.Atoi(f[0])
-	seq, e2 := strconv.Atoi(f[1])
-	sent, e3 := strconv.ParseInt(f[2], 10, 64)
-	if e1 != nil || e2 != nil || e3 != nil || idx < 0 || seq < 0 || name != benchName(tag, idx) {
+	idx, e1 := strconv.Atoi(idxText)
+	seq, e2 := strconv.Atoi(seqText)
+	sent, e3 := strconv.ParseInt(sentText, 10, 64)
+	if e1 != nil || e2 != nil || e3 != nil || idx < 0 || seq < 0 || name[len(tag)+2:] != strconv.Itoa(idx) {
 		return 0, 0, 0, true, errors.New("bad marker")
 	}
 	return idx, seq, sent, true, nil
+}
+
+// hasTagPrefix reports whether s starts with open, tag, close.
+func hasTagPrefix(s string, open byte, tag string, close byte) bool {
+	n := len(tag) + 2
+	return len(s) >= n && s[0] == open && s[1:n-1] == tag && s[n-1] == close
 }
 
 // latencyHist is a log-linear histogram safe for concurrent use: exact below

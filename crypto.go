@@ -97,22 +97,38 @@ func (c *classicCipher) seal(text []byte) ([]byte, error) {
 
 // appendSeal appends the sealed record for text to dst.
 func (c *classicCipher) appendSeal(dst, text []byte) ([]byte, error) {
-	raw, err := encryptCBC(c, nil, text)
+	raw, err := encryptCBC(c, nil, nil, text)
 	if err != nil {
 		return dst, err
 	}
 	return base64.StdEncoding.AppendEncode(dst, raw), nil
 }
 
-// appendFrame appends text's whole frame (header and sealed record) to dst,
-// for the server's writers. scratch holds IV || ciphertext between
-// encryption and encoding; it is grown as needed and returned, so a writer
-// that keeps it seals without allocating but for the CBC encrypter.
-func (c *classicCipher) appendFrame(dst, scratch []byte, text string) ([]byte, []byte, error) {
-	raw, err := encryptCBC(c, scratch, text)
+// cbcMode is a CBC mode whose IV can be reset between records, the way
+// crypto/tls reuses one per connection instead of building one per record.
+type cbcMode interface {
+	cipher.BlockMode
+	SetIV(iv []byte)
+}
+
+// classicSealer seals a stream of records for one goroutine, reusing its
+// CBC encrypter and buffer; the server's writers keep one each.
+type classicSealer struct {
+	c    *classicCipher
+	mode cbcMode
+	raw  []byte // IV || ciphertext between encryption and encoding
+}
+
+func (c *classicCipher) sealer() *classicSealer { return &classicSealer{c: c} }
+
+// appendFrame appends text's whole frame (header and sealed record) to dst
+// without allocating once its buffer has grown.
+func (s *classicSealer) appendFrame(dst []byte, text string) ([]byte, error) {
+	raw, err := encryptCBC(s.c, &s.mode, s.raw, text)
 	if err != nil {
-		return dst, scratch, err
+		return dst, err
 	}
+	s.raw = raw
 	start := len(dst)
 	dst = append(dst, "0000000000"...)
 	dst = base64.StdEncoding.AppendEncode(dst, raw)
@@ -120,12 +136,13 @@ func (c *classicCipher) appendFrame(dst, scratch []byte, text string) ([]byte, [
 		dst[i] = byte('0' + n%10)
 		n /= 10
 	}
-	return dst, raw, nil
+	return dst, nil
 }
 
 // encryptCBC returns IV || AES-256-CBC(PKCS#7(text)) with a fresh IV, in
-// scratch when it is large enough.
-func encryptCBC[T ~string | ~[]byte](c *classicCipher, scratch []byte, text T) ([]byte, error) {
+// scratch when it is large enough. A non-nil mode keeps the encrypter for
+// the next call.
+func encryptCBC[T ~string | ~[]byte](c *classicCipher, mode *cbcMode, scratch []byte, text T) ([]byte, error) {
 	padLen := aes.BlockSize - len(text)%aes.BlockSize
 	n := cbcIVSize + len(text) + padLen
 	if cap(scratch) < n {
@@ -141,13 +158,42 @@ func encryptCBC[T ~string | ~[]byte](c *classicCipher, scratch []byte, text T) (
 	for i := len(text); i < len(body); i++ {
 		body[i] = byte(padLen)
 	}
-	cipher.NewCBCEncrypter(c.block, iv).CryptBlocks(body, body)
+	c.cbc(mode, iv, cipher.NewCBCEncrypter).CryptBlocks(body, body)
 	return raw, nil
+}
+
+// cbc returns a CBC mode for iv: *mode with its IV reset when there is
+// one, else a new one, kept in *mode when mode is not nil.
+func (c *classicCipher) cbc(mode *cbcMode, iv []byte, newMode func(cipher.Block, []byte) cipher.BlockMode) cipher.BlockMode {
+	if mode != nil && *mode != nil {
+		(*mode).SetIV(iv)
+		return *mode
+	}
+	m := newMode(c.block, iv)
+	if mode != nil {
+		*mode, _ = m.(cbcMode)
+	}
+	return m
 }
 
 // open reverses seal. Every failure is errOpen.
 func (c *classicCipher) open(payload []byte) ([]byte, error) {
-	padded, err := c.decryptBlocks(payload)
+	return c.opener().open(payload)
+}
+
+// classicOpener opens a stream of records for one goroutine, reusing its
+// CBC decrypter and buffer: what open returns is valid until its next call.
+type classicOpener struct {
+	c    *classicCipher
+	mode cbcMode
+	raw  []byte
+}
+
+func (c *classicCipher) opener() *classicOpener { return &classicOpener{c: c} }
+
+// open reverses seal. Every failure is errOpen.
+func (o *classicOpener) open(payload []byte) ([]byte, error) {
+	padded, err := o.decryptBlocks(payload)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +207,15 @@ func (c *classicCipher) open(payload []byte) ([]byte, error) {
 // decryptBlocks decodes and CBC-decrypts a classic record without removing
 // the padding: replay uses it to show what a flipped bit does to CBC.
 func (c *classicCipher) decryptBlocks(payload []byte) ([]byte, error) {
-	raw := make([]byte, base64.StdEncoding.DecodedLen(len(payload)))
+	return c.opener().decryptBlocks(payload)
+}
+
+func (o *classicOpener) decryptBlocks(payload []byte) ([]byte, error) {
+	n := base64.StdEncoding.DecodedLen(len(payload))
+	if cap(o.raw) < n {
+		o.raw = make([]byte, n)
+	}
+	raw := o.raw[:n]
 	n, err := base64.StdEncoding.Decode(raw, payload)
 	if err != nil {
 		return nil, errOpen
@@ -171,7 +225,7 @@ func (c *classicCipher) decryptBlocks(payload []byte) ([]byte, error) {
 		return nil, errOpen
 	}
 	body := raw[cbcIVSize:]
-	cipher.NewCBCDecrypter(c.block, raw[:cbcIVSize]).CryptBlocks(body, body)
+	o.c.cbc(&o.mode, raw[:cbcIVSize], cipher.NewCBCDecrypter).CryptBlocks(body, body)
 	return body, nil
 }
 

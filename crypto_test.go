@@ -541,10 +541,14 @@ func TestClassicAppendFrameOpens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf, scratch []byte
-	texts := []string{"", "x", strings.Repeat("y", 15), strings.Repeat("z", 16), strings.Repeat("é", 600)}
+	// One sealer and one opener for every record, as a writer and a reader
+	// keep them: the reused CBC modes and buffers must not carry state from
+	// one record into the next.
+	var buf []byte
+	sealer, opener := c.sealer(), c.opener()
+	texts := []string{"", "x", strings.Repeat("y", 15), strings.Repeat("z", 16), strings.Repeat("é", 600), "x", ""}
 	for _, text := range texts {
-		buf, scratch, err = c.appendFrame(buf, scratch, text)
+		buf, err = sealer.appendFrame(buf, text)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -561,5 +565,16 @@ func TestClassicAppendFrameOpens(t *testing.T) {
 		if got, err := c.open(p); err != nil || string(got) != want {
 			t.Errorf("open = %.20q, %v; want %.20q", got, err, want)
 		}
+		if got, err := opener.open(p); err != nil || string(got) != want {
+			t.Errorf("reused opener: open = %.20q, %v; want %.20q", got, err, want)
+		}
+	}
+	// A record that does not open leaves the opener working.
+	if _, err := opener.open([]byte("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")); err != errOpen {
+		t.Errorf("garbage: err = %v, want errOpen", err)
+	}
+	sealed, _ := c.seal([]byte("after"))
+	if got, err := opener.open(sealed); err != nil || string(got) != "after" {
+		t.Errorf("after a failure: open = %q, %v", got, err)
 	}
 }

@@ -84,6 +84,12 @@ func readFrame(r io.Reader) ([]byte, error) {
 
 // readFrameLimit is readFrame refusing payloads over limit bytes.
 func readFrameLimit(r io.Reader, limit int) ([]byte, error) {
+	return readFrameInto(r, limit, nil)
+}
+
+// readFrameInto is readFrameLimit reading the payload into buf when it is
+// large enough, so a loop that keeps buf reads without allocating.
+func readFrameInto(r io.Reader, limit int, buf []byte) ([]byte, error) {
 	var h [headerLen]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return nil, err
@@ -92,7 +98,10 @@ func readFrameLimit(r io.Reader, limit int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	payload := make([]byte, n)
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	payload := buf[:n]
 	if _, err := io.ReadFull(r, payload); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
@@ -768,9 +777,12 @@ func (s *server) remove(m *member, why string) {
 func (s *server) writeLoop(m *member) {
 	defer m.writer.Done()
 	defer m.conn.Close()
-	var buf, scratch []byte
+	var buf []byte
 	var spare []string
-	classic, _ := m.rc.(*classicCipher)
+	var sealer *classicSealer
+	if classic, ok := m.rc.(*classicCipher); ok {
+		sealer = classic.sealer()
+	}
 	for {
 		items, ok := m.out.take(spare)
 		if !ok {
@@ -779,8 +791,8 @@ func (s *server) writeLoop(m *member) {
 		buf = buf[:0]
 		var err error
 		for i, text := range items {
-			if classic != nil {
-				buf, scratch, err = classic.appendFrame(buf, scratch, text)
+			if sealer != nil {
+				buf, err = sealer.appendFrame(buf, text)
 			} else {
 				buf, err = appendSealedFrame(buf, m.rc, text)
 			}
@@ -824,10 +836,12 @@ func appendSealedFrame(buf []byte, rc recordCipher, text string) ([]byte, error)
 func (s *server) readLoop(m *member) {
 	br := m.br // holds whatever the client sent right behind its name
 	_, classic := m.rc.(*classicCipher)
+	open := recordOpener(m.rc)
 	dropped := 0
 	limit := tokenBucket{rate: s.cfg.Rate, burst: float64(s.cfg.Burst), tokens: float64(s.cfg.Burst)}
+	var buf []byte
 	for {
-		payload, err := readFrameLimit(br, s.cfg.MaxFrame)
+		payload, err := readFrameInto(br, s.cfg.MaxFrame, buf)
 		if err != nil {
 			why := "connection closed"
 			switch {
@@ -841,7 +855,8 @@ func (s *server) readLoop(m *member) {
 			s.remove(m, why)
 			return
 		}
-		raw, err := m.rc.open(payload)
+		buf = keepBuffer(payload)
+		raw, err := open(payload)
 		if err != nil {
 			if !classic {
 				s.remove(m, "record rejected: "+err.Error())
@@ -867,6 +882,25 @@ func (s *server) readLoop(m *member) {
 			return
 		}
 	}
+}
+
+// recordOpener returns rc's open, reusing its buffers between calls for
+// the classic suite: what it returns is valid until its next call, and
+// calls must come from one goroutine.
+func recordOpener(rc recordCipher) func([]byte) ([]byte, error) {
+	if c, ok := rc.(*classicCipher); ok {
+		return c.opener().open
+	}
+	return rc.open
+}
+
+// keepBuffer returns a frame buffer to read the next frame into, or nil
+// after a large frame so that a long-lived reader does not hold its memory.
+func keepBuffer(b []byte) []byte {
+	if cap(b) > 4<<10 {
+		return nil
+	}
+	return b
 }
 
 // handleText interprets one line from a member; it reports whether they quit.
@@ -1001,7 +1035,9 @@ type clientSession struct {
 	welcome string
 	Dropped int // classic records that did not decrypt, skipped
 
-	wmu sync.Mutex
+	open func([]byte) ([]byte, error) // recordOpener(rc), for Recv only
+	buf  []byte                       // Recv's frame buffer
+	wmu  sync.Mutex
 }
 
 // clientHandshake runs the handshake the server's first frame asks for,
@@ -1192,12 +1228,16 @@ func (c *clientSession) Send(text string) error {
 // removed. A classic record that does not decrypt is skipped and counted;
 // in the modern suite it ends the session.
 func (c *clientSession) Recv() (string, error) {
+	if c.open == nil {
+		c.open = recordOpener(c.rc)
+	}
 	for {
-		payload, err := readFrame(c.br)
+		payload, err := readFrameInto(c.br, maxFrameLen, c.buf)
 		if err != nil {
 			return "", err
 		}
-		raw, err := c.rc.open(payload)
+		c.buf = keepBuffer(payload)
+		raw, err := c.open(payload)
 		if err != nil {
 			if c.Suite == suiteClassic {
 				c.Dropped++
