@@ -397,13 +397,27 @@ func histValue(i int) int64 {
 	return (mant+1)<<shift - 1
 }
 
-func (h *latencyHist) record(d time.Duration) {
-	v := int64(d)
-	h.counts[histIndex(v)].Add(1)
-	h.n.Add(1)
+func (h *latencyHist) record(d time.Duration) { h.recordAll([]time.Duration{d}) }
+
+// recordAll records ds, touching each bucket once per run of equal buckets.
+func (h *latencyHist) recordAll(ds []time.Duration) {
+	var top int64
+	for i := 0; i < len(ds); {
+		b := histIndex(int64(ds[i]))
+		j := i + 1
+		for j < len(ds) && histIndex(int64(ds[j])) == b {
+			j++
+		}
+		h.counts[b].Add(int64(j - i))
+		for _, d := range ds[i:j] {
+			top = max(top, int64(d))
+		}
+		i = j
+	}
+	h.n.Add(int64(len(ds)))
 	for {
 		m := h.max.Load()
-		if v <= m || h.max.CompareAndSwap(m, v) {
+		if top <= m || h.max.CompareAndSwap(m, top) {
 			return
 		}
 	}
@@ -455,8 +469,9 @@ type benchReader struct {
 
 	delivered, dup, ooo, corrupt int64
 	slowDown                     int64
-	last                         time.Time // last bench delivery
-	err                          error     // why Recv ended
+	last                         time.Time       // last bench delivery
+	err                          error           // why Recv ended
+	pending                      []time.Duration // latencies not yet reported to the run
 }
 
 // benchRun is the shared state of one run's readers.
@@ -472,8 +487,16 @@ type benchRun struct {
 }
 
 // read receives until the connection ends, checking each bench message.
+// Latencies are reported to the run in batches, whenever the reader has
+// nothing buffered (its next Recv may wait), so that 200 readers on two
+// cores do not fight over the shared counters once per message.
 func (r *benchReader) read(run *benchRun) {
+	defer r.flush(run)
+	r.pending = make([]time.Duration, 0, benchReportBatch)
 	for {
+		if r.cs.br.Buffered() == 0 || len(r.pending) == cap(r.pending) {
+			r.flush(run)
+		}
 		line, err := r.cs.Recv()
 		if err != nil {
 			r.err = err
@@ -508,11 +531,24 @@ func (r *benchReader) read(run *benchRun) {
 		t.maxSeq = max(t.maxSeq, seq)
 		r.delivered++
 		r.last = now
-		run.hist.record(now.Sub(time.Unix(0, sent)))
-		run.progress.add(1)
-		if n := run.delivered.Add(1); n == run.expected.Load() {
-			run.allInOnce.Do(func() { close(run.allIn) })
-		}
+		r.pending = append(r.pending, now.Sub(time.Unix(0, sent)))
+	}
+}
+
+// benchReportBatch is the most latencies a reader holds before reporting.
+const benchReportBatch = 256
+
+// flush reports the reader's pending latencies to the run.
+func (r *benchReader) flush(run *benchRun) {
+	n := int64(len(r.pending))
+	if n == 0 {
+		return
+	}
+	run.hist.recordAll(r.pending)
+	r.pending = r.pending[:0]
+	run.progress.add(n)
+	if total := run.delivered.Add(n); total == run.expected.Load() {
+		run.allInOnce.Do(func() { close(run.allIn) })
 	}
 }
 

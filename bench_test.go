@@ -221,6 +221,22 @@ func TestLatencyHist(t *testing.T) {
 			t.Errorf("value %d: bucket %d holds up to %d, previous up to %d", v, i, histValue(i), histValue(max(i-1, 0)))
 		}
 	}
+	// A batch with runs of equal buckets counts the same as one by one.
+	var one, batch latencyHist
+	ds := []time.Duration{5, 5, 5, 300, 301, 300, 7 * time.Millisecond, 5, time.Second, time.Second}
+	for _, d := range ds {
+		one.record(d)
+	}
+	batch.recordAll(ds)
+	batch.recordAll(nil)
+	for i := range one.counts {
+		if one.counts[i].Load() != batch.counts[i].Load() {
+			t.Errorf("bucket %d: one by one %d, batch %d", i, one.counts[i].Load(), batch.counts[i].Load())
+		}
+	}
+	if one.n.Load() != batch.n.Load() || one.max.Load() != batch.max.Load() {
+		t.Errorf("batch n=%d max=%d, one by one n=%d max=%d", batch.n.Load(), batch.max.Load(), one.n.Load(), one.max.Load())
+	}
 	if exact := exactLatencies([]time.Duration{3, 1, 2}); exact.P50 != 2 || exact.P99 != 3 || exact.Max != 3 {
 		t.Errorf("exact = %+v", exact)
 	}

@@ -90,11 +90,14 @@ func readFrameLimit(r io.Reader, limit int) ([]byte, error) {
 // readFrameInto is readFrameLimit reading the payload into buf when it is
 // large enough, so a loop that keeps buf reads without allocating.
 func readFrameInto(r io.Reader, limit int, buf []byte) ([]byte, error) {
-	var h [headerLen]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
+	if cap(buf) < headerLen {
+		buf = make([]byte, headerLen)
+	}
+	h := buf[:headerLen] // in buf: a local array would escape to the heap
+	if _, err := io.ReadFull(r, h); err != nil {
 		return nil, err
 	}
-	n, err := parseFrameHeaderLimit(h[:], limit)
+	n, err := parseFrameHeaderLimit(h, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -433,7 +436,7 @@ func (s *server) Shutdown() {
 	joined := make(map[net.Conn]bool)
 	for _, m := range s.members {
 		joined[m.conn] = true
-		m.out.push(shutdownText) // dropped if the queue is full: that client is not reading
+		m.tryPush(shutdownText) // dropped if the queue is full: that client is not reading
 		m.gone = true
 		m.out.close() // the writer flushes, then closes the connection
 	}
@@ -571,9 +574,9 @@ func (s *server) handshake(conn net.Conn, addr string) (*member, error) {
 		return nil, fmt.Errorf("server full (%d clients)", s.cfg.MaxClients)
 	}
 	// The welcome is queued first so it is the first record the user gets.
-	m.out.push(welcomeText(name))
+	m.tryPush(welcomeText(name))
 	joined := s.stamp("[SYSTEM] " + name + " joined (secure channel)")
-	kicked := s.pushLocked(joined, m)
+	kicked := s.noticeLocked(joined, m)
 	s.members = append(s.members, m)
 	s.byName[name] = m
 	m.writer.Add(1)
@@ -644,26 +647,46 @@ func (s *server) sendAndClose(conn net.Conn, rc recordCipher, text string) {
 // pushLocked queues text for every member but skip. Members whose queue is
 // full are returned for kick; s.mu must be held.
 func (s *server) pushLocked(text string, skip *member) (kicked []*member) {
+	return s.pushAllLocked(text, skip, false)
+}
+
+// noticeLocked is pushLocked for join and leave notices, which may wait up
+// to noticeDelay to share a write with other notices (see outQueue).
+func (s *server) noticeLocked(text string, skip *member) (kicked []*member) {
+	return s.pushAllLocked(text, skip, true)
+}
+
+func (s *server) pushAllLocked(text string, skip *member, notice bool) (kicked []*member) {
 	for _, m := range s.members {
-		if m != skip && !m.tryPush(text) {
+		if m != skip && !m.out.push(text, notice) {
 			kicked = append(kicked, m)
 		}
 	}
 	return kicked
 }
 
-func (m *member) tryPush(text string) bool { return m.out.push(text) }
+func (m *member) tryPush(text string) bool { return m.out.push(text, false) }
+
+// noticeDelay is how long a join or leave notice may wait in a queue for
+// company. Every join is announced to everyone online, so N clients
+// joining cost N²/2 notices; sent one write each, their syscalls and
+// wake-ups cost as much CPU as the joins' RSA decryptions. Held for a
+// moment, a burst of joins reaches each member in a few writes. Anything
+// else queued behind a notice sends it at once, so order never changes.
+const noticeDelay = 50 * time.Millisecond
 
 // outQueue is a member's bounded outbound queue. It holds texts, not sealed
 // frames: a broadcast shares one string among its recipients, and each
 // recipient's writer seals it. Its memory follows what is waiting, up to
-// limit entries, so an idle client costs almost nothing.
+// limit entries, so an idle client costs almost nothing. Notices (joins and
+// leaves) may wait up to noticeDelay; any other text takes them along.
 type outQueue struct {
 	mu     sync.Mutex
 	items  []string
 	limit  int
 	closed bool
-	ready  chan struct{} // holds one token when items or closed changed
+	urgent bool          // a text that is not a notice is queued
+	ready  chan struct{} // holds one token when the writer should look
 }
 
 func newOutQueue(limit int) *outQueue {
@@ -671,8 +694,9 @@ func newOutQueue(limit int) *outQueue {
 }
 
 // push appends text and reports false when the queue is full. A push to a
-// closed queue is dropped.
-func (q *outQueue) push(text string) bool {
+// closed queue is dropped. A notice wakes the writer only when the queue
+// was empty, so that it starts its delay.
+func (q *outQueue) push(text string, notice bool) bool {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -682,9 +706,13 @@ func (q *outQueue) push(text string) bool {
 		q.mu.Unlock()
 		return false
 	}
+	wake := !notice || len(q.items) == 0
 	q.items = append(q.items, text)
+	q.urgent = q.urgent || !notice
 	q.mu.Unlock()
-	q.wake()
+	if wake {
+		q.wake()
+	}
 	return true
 }
 
@@ -705,20 +733,41 @@ func (q *outQueue) close() {
 
 // take waits for texts and returns all that are queued, keeping spare as
 // the next backing array; ok is false once the queue is closed and empty.
-func (q *outQueue) take(spare []string) (items []string, ok bool) {
+// When only notices are queued it waits for more, up to delay (a stopped
+// timer it owns, stopped again on return).
+func (q *outQueue) take(spare []string, delay *time.Timer, wait time.Duration) (items []string, ok bool) {
+	waiting, expired := false, false
+	defer func() {
+		if waiting {
+			delay.Stop()
+		}
+	}()
 	for {
 		q.mu.Lock()
-		if len(q.items) > 0 {
+		n, closed := len(q.items), q.closed
+		if n > 0 && (q.urgent || closed || expired) {
 			items, q.items = q.items, spare[:0]
+			q.urgent = false
 			q.mu.Unlock()
 			return items, true
 		}
-		closed := q.closed
 		q.mu.Unlock()
-		if closed {
+		switch {
+		case closed:
 			return nil, false
+		case n == 0:
+			<-q.ready
+		default: // notices only
+			if !waiting {
+				waiting = true
+				delay.Reset(wait)
+			}
+			select {
+			case <-q.ready:
+			case <-delay.C:
+				waiting, expired = false, true
+			}
 		}
-		<-q.ready
 	}
 }
 
@@ -765,7 +814,7 @@ func (s *server) remove(m *member, why string) {
 			break
 		}
 	}
-	kicked := s.pushLocked(s.stamp("[SYSTEM] "+m.name+" left the chat"), nil)
+	kicked := s.noticeLocked(s.stamp("[SYSTEM] "+m.name+" left the chat"), nil)
 	s.mu.Unlock()
 	s.logf("LEAVE", "%s left the chat (%s)", m.name, why)
 	s.kick(kicked)
@@ -780,11 +829,13 @@ func (s *server) writeLoop(m *member) {
 	var buf []byte
 	var spare []string
 	var sealer *classicSealer
+	delay := time.NewTimer(time.Hour)
+	delay.Stop()
 	if classic, ok := m.rc.(*classicCipher); ok {
 		sealer = classic.sealer()
 	}
 	for {
-		items, ok := m.out.take(spare)
+		items, ok := m.out.take(spare, delay, noticeDelay)
 		if !ok {
 			return
 		}

@@ -804,3 +804,62 @@ func TestClientKilledMidHandshake(t *testing.T) {
 	w.Send("unbothered")
 	expect(t, w, "watcher: unbothered")
 }
+
+// TestOutQueueNotices checks that join and leave notices wait for company
+// but never hold up, or change the order of, anything else.
+func TestOutQueueNotices(t *testing.T) {
+	q := newOutQueue(8)
+	delay := time.NewTimer(time.Hour)
+	delay.Stop()
+	type result struct {
+		items []string
+		ok    bool
+	}
+	take := func(wait time.Duration) <-chan result {
+		c := make(chan result, 1)
+		go func() {
+			items, ok := q.take(nil, delay, wait)
+			c <- result{append([]string(nil), items...), ok}
+		}()
+		return c
+	}
+	expect := func(c <-chan result, want ...string) {
+		t.Helper()
+		select {
+		case r := <-c:
+			if !r.ok || strings.Join(r.items, ",") != strings.Join(want, ",") {
+				t.Fatalf("take = %q, %v; want %q", r.items, r.ok, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("take did not return; want %q", want)
+		}
+	}
+
+	// Notices alone wait; a chat line takes them along, in order.
+	q.push("join a", true)
+	q.push("join b", true)
+	c := take(time.Hour)
+	select {
+	case r := <-c:
+		t.Fatalf("notices alone were taken at once: %q", r.items)
+	case <-time.After(30 * time.Millisecond):
+	}
+	q.push("chat", false)
+	expect(c, "join a", "join b", "chat")
+
+	// A chat line queued first is not held by a notice behind it.
+	q.push("chat 2", false)
+	q.push("join c", true)
+	expect(take(time.Hour), "chat 2", "join c")
+
+	// Notices alone go after the delay, and when the queue closes.
+	q.push("join d", true)
+	expect(take(time.Millisecond), "join d")
+	q.push("leave d", true)
+	c = take(time.Hour)
+	q.close()
+	expect(c, "leave d")
+	if items, ok := q.take(nil, delay, time.Hour); ok {
+		t.Fatalf("closed and empty: take = %q, true", items)
+	}
+}
