@@ -44,6 +44,7 @@ type benchConfig struct {
 	Suite       string  // classic, modern or auto
 	Clients     int     // clients that connect and read
 	Concurrency int     // handshakes in flight at once
+	Warmup      int     // clients connected and closed before measuring
 	Senders     int     // clients (among Clients) that send
 	Messages    int     // messages per sender
 	Size        int     // bytes of chat text per message (at least the marker)
@@ -68,6 +69,7 @@ type benchStats struct {
 	InProcess   bool
 
 	Clients, Concurrency int
+	Warmup               int // clients connected and closed before the measured ones
 	Connected            int
 	HandshakeErrors      int
 	FirstError           string        // the first handshake or send error
@@ -184,6 +186,8 @@ func (cfg *benchConfig) check() error {
 		return errors.New("-rate must not be negative")
 	case cfg.Stalled < 0:
 		return errors.New("-stalled must not be negative")
+	case cfg.Warmup < 0:
+		return errors.New("-warmup must not be negative")
 	}
 	return nil
 }
@@ -203,7 +207,7 @@ type benchServer struct {
 // logEvent counts why the server dropped clients: a run that loses
 // messages can say whether the server kicked readers, and why.
 func (bs *benchServer) logEvent(ev serverEvent) {
-	if ev.Kind != "LEAVE" {
+	if ev.Kind != "LEAVE" || isWarmupLeave(ev.Text) {
 		return
 	}
 	_, why, ok := strings.Cut(ev.Text, " left the chat (")
@@ -320,6 +324,10 @@ func benchTag() string {
 }
 
 func benchName(tag string, i int) string { return "b" + tag + "-" + strconv.Itoa(i) }
+
+// isWarmupLeave reports whether a server LEAVE line is a warm-up client's:
+// their names are benchName("w"+tag, i).
+func isWarmupLeave(text string) bool { return strings.HasPrefix(text, "bw") }
 
 // benchMessage is the text a sender sends: a marker with the sender's
 // client index, the per-sender sequence number and the send time, padded
@@ -658,7 +666,7 @@ func bench(ctx context.Context, cfg benchConfig) (benchStats, error) {
 	defer cancel()
 
 	st := benchStats{
-		Addr: cfg.Addr, Suite: cfg.Suite, Clients: cfg.Clients, Concurrency: cfg.Concurrency,
+		Addr: cfg.Addr, Suite: cfg.Suite, Clients: cfg.Clients, Concurrency: cfg.Concurrency, Warmup: cfg.Warmup,
 		Senders: cfg.Senders, Messages: cfg.Messages, Size: cfg.Size, Stalled: cfg.Stalled,
 	}
 	var key *rsa.PrivateKey
@@ -670,6 +678,20 @@ func bench(ctx context.Context, cfg benchConfig) (benchStats, error) {
 		}
 		defer bs.stop()
 		key, st.Addr, st.InProcess = bs.key, bs.addr, true
+	}
+	run := &benchRun{tag: benchTag(), messages: cfg.Messages, allIn: make(chan struct{}), progress: cfg.progress}
+	if cfg.Warmup > 0 {
+		// A fresh process pays once for what a running server has already
+		// done: threads, heap and stacks grown to size. One wave of
+		// clients, not counted, pays it before the clock starts.
+		cfg.progress.set("warm-up", int64(cfg.Warmup))
+		warm := &connSet{}
+		_, failures, err := benchConnect(ctx, st.Addr, cfg.Suite, "w"+run.tag, 0, cfg.Warmup, cfg.Concurrency, warm, cfg.progress,
+			func(int, *clientSession) {})
+		warm.closeAll()
+		if failures == cfg.Warmup {
+			return st, fmt.Errorf("warm-up: no client connected: %v", err)
+		}
 	}
 	if cfg.RSALimit {
 		if key == nil {
@@ -691,7 +713,6 @@ func bench(ctx context.Context, cfg benchConfig) (benchStats, error) {
 	defer stopWatch()
 	defer conns.closeAll()
 
-	run := &benchRun{tag: benchTag(), messages: cfg.Messages, allIn: make(chan struct{}), progress: cfg.progress}
 	readers := make([]*benchReader, cfg.Clients)
 	var readWG sync.WaitGroup
 	defer readWG.Wait()
@@ -1015,6 +1036,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&cfg.Addr, "connect", "", "server `address` to load (default: an in-process server on 127.0.0.1 with an ephemeral key)")
 	fs.IntVar(&cfg.Clients, "clients", benchDefaultClients, "clients that connect and read")
 	fs.IntVar(&cfg.Concurrency, "concurrency", benchDefaultConcurrency, "handshakes in flight at once")
+	fs.IntVar(&cfg.Warmup, "warmup", benchDefaultConcurrency, "clients connected and closed before measuring, to warm a fresh process up (0: none)")
 	fs.IntVar(&cfg.Senders, "senders", benchDefaultSenders, "clients that send")
 	fs.IntVar(&cfg.Messages, "messages", benchDefaultMessages, "messages per sender")
 	fs.IntVar(&cfg.Size, "size", benchDefaultSize, "chat text `bytes` per message (at least the ~40-byte marker)")
@@ -1159,6 +1181,9 @@ func printBenchStats(w io.Writer, st benchStats) {
 		where = "in-process server on " + st.Addr
 	}
 	fmt.Fprintf(w, "encchat bench: %s suite, %s\n", st.Suite, where)
+	if st.Warmup > 0 {
+		fmt.Fprintf(w, "warm-up     %d clients connected and closed first, not counted\n", st.Warmup)
+	}
 	fmt.Fprintf(w, "clients     %d of %d connected, %d at a time, in %s\n", st.Connected, st.Clients, st.Concurrency, fmtDur(st.HandshakeWall))
 	fmt.Fprintf(w, "handshakes  %.0f/s  %s\n", st.HandshakeRate(), fmtLatency(st.Handshake))
 	if st.RSADecrypts > 0 {

@@ -644,26 +644,64 @@ func (s *server) sendAndClose(conn net.Conn, rc recordCipher, text string) {
 	conn.Close()
 }
 
-// pushLocked queues text for every member but skip. Members whose queue is
-// full are returned for kick; s.mu must be held.
-func (s *server) pushLocked(text string, skip *member) (kicked []*member) {
-	return s.pushAllLocked(text, skip, false)
-}
-
-// noticeLocked is pushLocked for join and leave notices, which may wait up
-// to noticeDelay to share a write with other notices (see outQueue).
-func (s *server) noticeLocked(text string, skip *member) (kicked []*member) {
-	return s.pushAllLocked(text, skip, true)
-}
-
-func (s *server) pushAllLocked(text string, skip *member, notice bool) (kicked []*member) {
+// pushLocked queues text for every member but skip; s.mu must be held.
+// Members whose queue is full are returned for kick; members whose queue
+// is over half full while their writer is not blocked in a Write are
+// returned for pace.
+func (s *server) pushLocked(text string, skip *member) (kicked, behind []*member) {
 	for _, m := range s.members {
-		if m != skip && !m.out.push(text, notice) {
+		if m == skip {
+			continue
+		}
+		if !m.out.push(text, false) {
+			kicked = append(kicked, m)
+		} else if m.out.len() > m.out.limit/2 && !m.out.writing.Load() {
+			behind = append(behind, m)
+		}
+	}
+	return kicked, behind
+}
+
+// noticeLocked queues a join or leave notice for every member but skip;
+// it may wait up to noticeDelay to share a write (see outQueue). Members
+// whose queue is full are returned for kick; s.mu must be held.
+func (s *server) noticeLocked(text string, skip *member) (kicked []*member) {
+	for _, m := range s.members {
+		if m != skip && !m.out.push(text, true) {
 			kicked = append(kicked, m)
 		}
 	}
 	return kicked
 }
+
+// pace holds a broadcaster back while writers that are only short of CPU
+// drain their queues. On two cores, one reader goroutine can push a
+// client's whole burst to every queue in one time slice while the writers
+// that would drain them wait to run; without pacing a burst longer than
+// the queue bound disconnects clients that are reading. Waiting here
+// leaves the rest of the burst in the sender's socket, so TCP slows the
+// sender instead. It never waits for a writer blocked in a Write (a client
+// that stopped reading is still disconnected when its queue fills), and
+// never longer than paceLimit in all.
+func (s *server) pace(behind []*member) {
+	if len(behind) == 0 {
+		return
+	}
+	timer := time.NewTimer(paceLimit)
+	defer timer.Stop()
+	for _, m := range behind {
+		for m.out.len() > m.out.limit/4 && !m.out.writing.Load() {
+			select {
+			case <-m.out.took:
+			case <-timer.C:
+				return
+			}
+		}
+	}
+}
+
+// paceLimit is the longest pace holds a broadcaster back.
+const paceLimit = 100 * time.Millisecond
 
 func (m *member) tryPush(text string) bool { return m.out.push(text, false) }
 
@@ -687,15 +725,25 @@ type outQueue struct {
 	closed bool
 	urgent bool          // a text that is not a notice is queued
 	ready  chan struct{} // holds one token when the writer should look
+
+	took    chan struct{} // holds one token after the writer took a batch, for pace
+	writing atomic.Bool   // the writer is inside conn.Write
 }
 
 func newOutQueue(limit int) *outQueue {
-	return &outQueue{limit: limit, ready: make(chan struct{}, 1)}
+	return &outQueue{limit: limit, ready: make(chan struct{}, 1), took: make(chan struct{}, 1)}
+}
+
+// len is the number of texts waiting.
+func (q *outQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
 }
 
 // push appends text and reports false when the queue is full. A push to a
 // closed queue is dropped. A notice wakes the writer only when the queue
-// was empty, so that it starts its delay.
+// was empty, so that it starts its delay, or when the queue is half full.
 func (q *outQueue) push(text string, notice bool) bool {
 	q.mu.Lock()
 	if q.closed {
@@ -705,6 +753,9 @@ func (q *outQueue) push(text string, notice bool) bool {
 	if len(q.items) >= q.limit {
 		q.mu.Unlock()
 		return false
+	}
+	if notice && len(q.items) >= q.limit/2 {
+		notice = false // a queue half full of notices is not held back
 	}
 	wake := !notice || len(q.items) == 0
 	q.items = append(q.items, text)
@@ -749,6 +800,10 @@ func (q *outQueue) take(spare []string, delay *time.Timer, wait time.Duration) (
 			items, q.items = q.items, spare[:0]
 			q.urgent = false
 			q.mu.Unlock()
+			select {
+			case q.took <- struct{}{}:
+			default:
+			}
 			return items, true
 		}
 		q.mu.Unlock()
@@ -774,9 +829,10 @@ func (q *outQueue) take(spare []string, delay *time.Timer, wait time.Duration) (
 // broadcast queues text for everyone (skip may be nil).
 func (s *server) broadcast(text string, skip *member) {
 	s.mu.Lock()
-	kicked := s.pushLocked(text, skip)
+	kicked, behind := s.pushLocked(text, skip)
 	s.mu.Unlock()
 	s.kick(kicked)
+	s.pace(behind)
 }
 
 // send queues text for one member.
@@ -856,7 +912,10 @@ func (s *server) writeLoop(m *member) {
 					timeout = time.Second // do not hold up shutdown for a stalled reader
 				}
 				m.conn.SetWriteDeadline(time.Now().Add(timeout))
-				if _, err = m.conn.Write(buf); err != nil {
+				m.out.writing.Store(true)
+				_, err = m.conn.Write(buf)
+				m.out.writing.Store(false)
+				if err != nil {
 					break
 				}
 				buf = buf[:0]

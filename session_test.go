@@ -852,6 +852,12 @@ func TestOutQueueNotices(t *testing.T) {
 	q.push("join c", true)
 	expect(take(time.Hour), "chat 2", "join c")
 
+	// A queue half full of notices is not held back.
+	for i := range q.limit/2 + 1 {
+		q.push(fmt.Sprintf("join %d", i), true)
+	}
+	expect(take(time.Hour), "join 0", "join 1", "join 2", "join 3", "join 4")
+
 	// Notices alone go after the delay, and when the queue closes.
 	q.push("join d", true)
 	expect(take(time.Millisecond), "join d")
@@ -861,5 +867,55 @@ func TestOutQueueNotices(t *testing.T) {
 	expect(c, "leave d")
 	if items, ok := q.take(nil, delay, time.Hour); ok {
 		t.Fatalf("closed and empty: take = %q, true", items)
+	}
+}
+
+// TestBurstLongerThanQueueKeepsReaders sends bursts far longer than the
+// queue bound to clients that all read: pacing must slow the senders down
+// instead of disconnecting readers whose writers are only waiting for CPU.
+func TestBurstLongerThanQueueKeepsReaders(t *testing.T) {
+	ts := startTestServer(t, serverConfig{QueueLen: 16})
+	const readers, senders, each = 20, 2, 150
+	var rs []*clientSession
+	for i := range readers {
+		rs = append(rs, join(t, ts.addr, fmt.Sprintf("r%d", i)))
+	}
+	counts := make([]int, readers)
+	var wg sync.WaitGroup
+	for i, cs := range rs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cs.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			for counts[i] < senders*each {
+				text, err := cs.Recv()
+				if err != nil {
+					return
+				}
+				if strings.Contains(text, ": burst ") {
+					counts[i]++
+				}
+			}
+		}()
+	}
+	for s := range senders {
+		go func() {
+			for j := range each {
+				rs[s].Send(fmt.Sprintf("burst %d", j))
+			}
+		}()
+	}
+	wg.Wait()
+	for i, n := range counts {
+		if n != senders*each {
+			t.Errorf("reader r%d got %d of %d messages", i, n, senders*each)
+		}
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for _, ev := range ts.log {
+		if ev.Kind == "LEAVE" {
+			t.Errorf("a reader was dropped: %s", ev.Text)
+		}
 	}
 }
