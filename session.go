@@ -127,11 +127,14 @@ const (
 	defaultQueueLen = 1024
 	writeTimeout    = 10 * time.Second
 	maxCoalesce     = 64 << 10 // bytes gathered into one Write
-	separator       = "=================================================="
-	shutdownText    = "[SYSTEM] Server shutting down"
-	serverFullText  = "ERROR: Server full"
-	nameTakenText   = "ERROR: Username already taken"
-	tooManyText     = "ERROR: Too many connections from your address"
+	// serverReadBuffer is a member's read buffer, kept for as long as they
+	// stay: most frames fit, and a larger one is read straight through.
+	serverReadBuffer = 1 << 10
+	separator        = "=================================================="
+	shutdownText     = "[SYSTEM] Server shutting down"
+	serverFullText   = "ERROR: Server full"
+	nameTakenText    = "ERROR: Username already taken"
+	tooManyText      = "ERROR: Too many connections from your address"
 )
 
 // remoteIP is the IP part of a connection's remote address.
@@ -453,27 +456,40 @@ func (s *server) Shutdown() {
 
 // handle owns one connection from accept to close.
 func (s *server) handle(conn net.Conn) {
-	defer s.handlers.Done()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, conn)
-		ip := remoteIP(conn)
-		if s.perAddr[ip]--; s.perAddr[ip] <= 0 {
-			delete(s.perAddr, ip)
-		}
-		s.mu.Unlock()
-	}()
 	addr := conn.RemoteAddr().String()
 	m, err := s.handshake(conn, addr)
 	if err != nil {
 		s.logf("REFUSED", "%s: %v", addr, err)
 		conn.Close()
+		s.release(conn)
+		s.handlers.Done()
 		return
 	}
+	// The handshake's stack grew for RSA, and an idle server collects no
+	// garbage, so it would keep that size as long as the user stays: chat
+	// runs on a fresh goroutine, which takes over the handler count.
+	go s.chat(m)
+}
+
+// chat serves a member until they leave.
+func (s *server) chat(m *member) {
+	defer s.handlers.Done()
+	defer s.release(m.conn)
 	s.readLoop(m)
 	// The writer flushes what was queued and closes the connection; wait for
 	// it so Shutdown returns only when every connection is closed.
 	m.writer.Wait()
+}
+
+// release forgets a closed connection.
+func (s *server) release(conn net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, conn)
+	ip := remoteIP(conn)
+	if s.perAddr[ip]--; s.perAddr[ip] <= 0 {
+		delete(s.perAddr, ip)
+	}
 }
 
 // retryAccept reports whether an Accept error is passing (a timeout, such
@@ -529,7 +545,7 @@ func (f frameRW) Write(p []byte) (int, error) { return f.Conn.Write(p) }
 // registers the member. Every refusal returns an error saying why.
 func (s *server) handshake(conn net.Conn, addr string) (*member, error) {
 	conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	rw := frameRW{bufio.NewReader(conn), conn}
+	rw := frameRW{bufio.NewReaderSize(conn, serverReadBuffer), conn}
 	s.logf("HANDSHAKE", "Starting with %s (%s suite)", addr, s.cfg.Suite)
 	var rc recordCipher
 	var err error
@@ -882,7 +898,6 @@ func (s *server) remove(m *member, why string) {
 func (s *server) writeLoop(m *member) {
 	defer m.writer.Done()
 	defer m.conn.Close()
-	var buf []byte
 	var spare []string
 	var sealer *classicSealer
 	delay := time.NewTimer(time.Hour)
@@ -895,7 +910,8 @@ func (s *server) writeLoop(m *member) {
 		if !ok {
 			return
 		}
-		buf = buf[:0]
+		bp := writeBuffers.Get().(*[]byte)
+		buf := (*bp)[:0]
 		var err error
 		for i, text := range items {
 			if sealer != nil {
@@ -921,17 +937,25 @@ func (s *server) writeLoop(m *member) {
 				buf = buf[:0]
 			}
 		}
+		if cap(buf) <= 2*maxCoalesce {
+			*bp = buf
+			writeBuffers.Put(bp)
+		}
 		if err != nil {
 			s.remove(m, "write failed: "+err.Error())
 			return
 		}
 		clear(items) // let the texts go
-		if cap(items) > 256 {
+		if cap(items) > 64 {
 			items = nil // a burst is over: give its memory back
 		}
 		spare = items
 	}
 }
+
+// writeBuffers holds the writers' coalescing buffers between batches, so
+// that an idle member holds none and a burst does not grow one per member.
+var writeBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // appendSealedFrame seals text and appends it to buf as one frame.
 func appendSealedFrame(buf []byte, rc recordCipher, text string) ([]byte, error) {
