@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
@@ -97,7 +98,7 @@ func (c *classicCipher) seal(text []byte) ([]byte, error) {
 
 // appendSeal appends the sealed record for text to dst.
 func (c *classicCipher) appendSeal(dst, text []byte) ([]byte, error) {
-	raw, err := encryptCBC(c, nil, nil, text)
+	raw, err := encryptCBC(c, nil, c.rand, nil, text)
 	if err != nil {
 		return dst, err
 	}
@@ -116,15 +117,25 @@ type cbcMode interface {
 type classicSealer struct {
 	c    *classicCipher
 	mode cbcMode
-	raw  []byte // IV || ciphertext between encryption and encoding
+	raw  []byte        // IV || ciphertext between encryption and encoding
+	ivs  *bufio.Reader // c.rand read ivBatch bytes at a time
 }
+
+// ivBatch is how many random bytes a sealer reads at once: 16 IVs. Each
+// byte is used once, and IVs only need to be unpredictable to whoever
+// chooses the plaintext, which holding them in memory does not change;
+// one read per record cost more than the AES-CBC encryption itself.
+const ivBatch = 16 * cbcIVSize
 
 func (c *classicCipher) sealer() *classicSealer { return &classicSealer{c: c} }
 
 // appendFrame appends text's whole frame (header and sealed record) to dst
 // without allocating once its buffer has grown.
 func (s *classicSealer) appendFrame(dst []byte, text string) ([]byte, error) {
-	raw, err := encryptCBC(s.c, &s.mode, s.raw, text)
+	if s.ivs == nil {
+		s.ivs = bufio.NewReaderSize(s.c.rand, ivBatch)
+	}
+	raw, err := encryptCBC(s.c, &s.mode, s.ivs, s.raw, text)
 	if err != nil {
 		return dst, err
 	}
@@ -139,10 +150,10 @@ func (s *classicSealer) appendFrame(dst []byte, text string) ([]byte, error) {
 	return dst, nil
 }
 
-// encryptCBC returns IV || AES-256-CBC(PKCS#7(text)) with a fresh IV, in
-// scratch when it is large enough. A non-nil mode keeps the encrypter for
-// the next call.
-func encryptCBC[T ~string | ~[]byte](c *classicCipher, mode *cbcMode, scratch []byte, text T) ([]byte, error) {
+// encryptCBC returns IV || AES-256-CBC(PKCS#7(text)) with a fresh IV from
+// random, in scratch when it is large enough. A non-nil mode keeps the
+// encrypter for the next call.
+func encryptCBC[T ~string | ~[]byte](c *classicCipher, mode *cbcMode, random io.Reader, scratch []byte, text T) ([]byte, error) {
 	padLen := aes.BlockSize - len(text)%aes.BlockSize
 	n := cbcIVSize + len(text) + padLen
 	if cap(scratch) < n {
@@ -150,7 +161,7 @@ func encryptCBC[T ~string | ~[]byte](c *classicCipher, mode *cbcMode, scratch []
 	}
 	raw := scratch[:n]
 	iv := raw[:cbcIVSize]
-	if _, err := io.ReadFull(c.rand, iv); err != nil {
+	if _, err := io.ReadFull(random, iv); err != nil {
 		return nil, err
 	}
 	body := raw[cbcIVSize:]

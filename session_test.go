@@ -919,3 +919,29 @@ func TestBurstLongerThanQueueKeepsReaders(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintableASCIIWords checks the word-at-a-time scan against the byte
+// loop: every byte value, at every position of a word and of the tail.
+func TestPrintableASCIIWords(t *testing.T) {
+	simple := func(s string, newlines bool) bool {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; (c < 0x20 || c > 0x7e) && (c != '\n' || !newlines) {
+				return false
+			}
+		}
+		return true
+	}
+	for n := 1; n <= 19; n++ {
+		for pos := 0; pos < n; pos++ {
+			for v := 0; v < 256; v++ {
+				b := []byte(strings.Repeat("a~ ", 7)[:n])
+				b[pos] = byte(v)
+				for _, nl := range []bool{false, true} {
+					if got, want := printableASCII(string(b), nl), simple(string(b), nl); got != want {
+						t.Fatalf("%q (newlines %v): %v, want %v", b, nl, got, want)
+					}
+				}
+			}
+		}
+	}
+}
