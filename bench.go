@@ -12,6 +12,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -355,23 +356,41 @@ func parseBenchLine(line, tag string) (idx, seq int, sent int64, ok bool, err er
 	if len(line) < 11 || line[0] != '[' || line[9] != ']' || line[10] != ' ' {
 		return 0, 0, 0, false, nil
 	}
-	name, text, found := strings.Cut(line[11:], ": ")
-	if !found || !hasTagPrefix(name, 'b', tag, '-') || !hasTagPrefix(text, '~', tag, '/') {
+	// "b<tag>-<idx>: ~<tag>/<idx>/<seq>/<sent>~", scanned in one pass: the
+	// bench reads 200,000 of these in a fraction of a second.
+	rest := line[11:]
+	if !hasTagPrefix(rest, 'b', tag, '-') {
 		return 0, 0, 0, false, nil
 	}
-	marker, _, found := strings.Cut(text[len(tag)+2:], "~")
-	idxText, rest, found1 := strings.Cut(marker, "/")
-	seqText, sentText, found2 := strings.Cut(rest, "/")
-	if !found || !found1 || !found2 {
-		return 0, 0, 0, true, errors.New("bad marker")
+	nameIdx, rest, found := cutNumber(rest[len(tag)+2:], ':')
+	if !found || !strings.HasPrefix(rest, " ") || !hasTagPrefix(rest[1:], '~', tag, '/') {
+		return 0, 0, 0, false, nil
 	}
-	idx, e1 := strconv.Atoi(idxText)
-	seq, e2 := strconv.Atoi(seqText)
-	sent, e3 := strconv.ParseInt(sentText, 10, 64)
-	if e1 != nil || e2 != nil || e3 != nil || idx < 0 || seq < 0 || name[len(tag)+2:] != strconv.Itoa(idx) {
-		return 0, 0, 0, true, errors.New("bad marker")
+	bad := func() (int, int, int64, bool, error) { return 0, 0, 0, true, errors.New("bad marker") }
+	idx64, rest, ok1 := cutNumber(rest[len(tag)+3:], '/')
+	seq64, rest, ok2 := cutNumber(rest, '/')
+	sent, _, ok3 := cutNumber(rest, '~')
+	if !ok1 || !ok2 || !ok3 || idx64 != nameIdx || idx64 > math.MaxInt32 || seq64 > math.MaxInt32 {
+		return bad()
 	}
-	return idx, seq, sent, true, nil
+	return int(idx64), int(seq64), sent, true, nil
+}
+
+// cutNumber reads the decimal number at the start of s up to the byte end,
+// without a leading zero unless it is 0, and returns what follows end.
+func cutNumber(s string, end byte) (n int64, rest string, ok bool) {
+	i := 0
+	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		d := int64(s[i] - '0')
+		if n > (math.MaxInt64-d)/10 {
+			return 0, s, false
+		}
+		n = n*10 + d
+	}
+	if i == 0 || i == len(s) || s[i] != end || (s[0] == '0' && i > 1) {
+		return 0, s, false
+	}
+	return n, s[i+1:], true
 }
 
 // hasTagPrefix reports whether s starts with open, tag, close.
@@ -501,16 +520,23 @@ type benchRun struct {
 func (r *benchReader) read(run *benchRun) {
 	defer r.flush(run)
 	r.pending = make([]time.Duration, 0, benchReportBatch)
+	var now time.Time
 	for {
 		if r.cs.br.Buffered() == 0 || len(r.pending) == cap(r.pending) {
 			r.flush(run)
 		}
+		// A message is timed when its bytes come off the socket: frames
+		// already whole in the buffer arrived with the read that brought
+		// them, which also spares a clock read per message.
+		fresh := !frameBuffered(r.cs.br)
 		line, err := r.cs.Recv()
 		if err != nil {
 			r.err = err
 			return
 		}
-		now := time.Now()
+		if fresh || now.IsZero() {
+			now = time.Now()
+		}
 		idx, seq, sent, ok, perr := parseBenchLine(line, run.tag)
 		if !ok {
 			if strings.HasSuffix(line, "] [ERROR] Slow down") {
@@ -541,6 +567,16 @@ func (r *benchReader) read(run *benchRun) {
 		r.last = now
 		r.pending = append(r.pending, now.Sub(time.Unix(0, sent)))
 	}
+}
+
+// frameBuffered reports whether br holds the whole next frame.
+func frameBuffered(br *bufio.Reader) bool {
+	if br.Buffered() < headerLen {
+		return false
+	}
+	h, _ := br.Peek(headerLen)
+	n, err := parseFrameHeader(h)
+	return err == nil && br.Buffered() >= headerLen+n
 }
 
 // benchReportBatch is the most latencies a reader holds before reporting.
