@@ -683,7 +683,7 @@ func (s *server) pushLocked(text string, skip *member) (kicked, behind []*member
 		}
 		if !m.out.push(text, false) {
 			kicked = append(kicked, m)
-		} else if m.out.len() > m.out.limit/2 && !m.out.writing.Load() {
+		} else if m.out.len() > m.out.limit/2 && !m.out.stalled(time.Now()) {
 			behind = append(behind, m)
 		}
 	}
@@ -708,28 +708,45 @@ func (s *server) noticeLocked(text string, skip *member) (kicked []*member) {
 // that would drain them wait to run; without pacing a burst longer than
 // the queue bound disconnects clients that are reading. Waiting here
 // leaves the rest of the burst in the sender's socket, so TCP slows the
-// sender instead. It never waits for a writer blocked in a Write (a client
-// that stopped reading is still disconnected when its queue fills), and
-// never longer than paceLimit in all.
+// sender instead. It does not wait for a writer stalled in a Write (a
+// client that stopped reading is still disconnected when its queue fills),
+// and never longer than paceLimit in all.
 func (s *server) pace(behind []*member) {
 	if len(behind) == 0 {
 		return
 	}
+	deadline := time.Now().Add(paceLimit)
 	timer := time.NewTimer(paceLimit)
 	defer timer.Stop()
 	for _, m := range behind {
-		for m.out.len() > m.out.limit/4 && !m.out.writing.Load() {
+		for m.out.len() > m.out.limit/4 {
+			now := time.Now()
+			if m.out.stalled(now) || !now.Before(deadline) {
+				break
+			}
+			// Wake when the writer takes a batch, when its current Write
+			// would count as stalled, or at the deadline.
+			wait := deadline.Sub(now)
+			if since := m.out.writeSince.Load(); since != 0 {
+				wait = min(wait, time.Unix(0, since).Add(writeStall).Sub(now))
+			}
+			timer.Reset(wait)
 			select {
 			case <-m.out.took:
 			case <-timer.C:
-				return
 			}
 		}
 	}
 }
 
-// paceLimit is the longest pace holds a broadcaster back.
-const paceLimit = 100 * time.Millisecond
+const (
+	// paceLimit is the longest pace holds a broadcaster back.
+	paceLimit = 100 * time.Millisecond
+	// writeStall is how long a Write lasts before its client counts as
+	// not reading. A Write to a reading client returns at once, but on a
+	// busy machine its writer may wait a while for a core afterwards.
+	writeStall = 20 * time.Millisecond
+)
 
 func (m *member) tryPush(text string) bool { return m.out.push(text, false) }
 
@@ -754,12 +771,19 @@ type outQueue struct {
 	urgent bool          // a text that is not a notice is queued
 	ready  chan struct{} // holds one token when the writer should look
 
-	took    chan struct{} // holds one token after the writer took a batch, for pace
-	writing atomic.Bool   // the writer is inside conn.Write
+	took       chan struct{} // holds one token after the writer took a batch, for pace
+	writeSince atomic.Int64  // when the writer's current conn.Write began (Unix ns), 0 outside one
 }
 
 func newOutQueue(limit int) *outQueue {
 	return &outQueue{limit: limit, ready: make(chan struct{}, 1), took: make(chan struct{}, 1)}
+}
+
+// stalled reports whether the writer has been inside one Write for
+// writeStall or longer: its client is not reading, or not fast enough.
+func (q *outQueue) stalled(now time.Time) bool {
+	since := q.writeSince.Load()
+	return since != 0 && now.Sub(time.Unix(0, since)) >= writeStall
 }
 
 // len is the number of texts waiting.
@@ -940,9 +964,9 @@ func (s *server) writeLoop(m *member) {
 					timeout = time.Second // do not hold up shutdown for a stalled reader
 				}
 				m.conn.SetWriteDeadline(time.Now().Add(timeout))
-				m.out.writing.Store(true)
+				m.out.writeSince.Store(time.Now().UnixNano())
 				_, err = m.conn.Write(buf)
-				m.out.writing.Store(false)
+				m.out.writeSince.Store(0)
 				if err != nil {
 					break
 				}

@@ -43,6 +43,17 @@ func (l smallBuffers) Accept() (net.Conn, error) {
 	return c, err
 }
 
+// bigBuffers gives accepted connections a send buffer of a megabyte.
+type bigBuffers struct{ net.Listener }
+
+func (l bigBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(1 << 20)
+	}
+	return c, err
+}
+
 func startTestServerOn(t testing.TB, cfg serverConfig, wrap func(net.Listener) net.Listener) *testServer {
 	t.Helper()
 	if cfg.Key == nil {
@@ -873,12 +884,19 @@ func TestOutQueueNotices(t *testing.T) {
 // TestBurstLongerThanQueueKeepsReaders sends bursts far longer than the
 // queue bound to clients that all read: pacing must slow the senders down
 // instead of disconnecting readers whose writers are only waiting for CPU.
+//
+// Socket buffers are made large enough for the whole burst, so no writer
+// ever blocks in a Write: pacing rightly does not wait for a client whose
+// socket is full (it may have stopped reading), and on a loaded machine a
+// reader that is not scheduled for a while would look like one.
 func TestBurstLongerThanQueueKeepsReaders(t *testing.T) {
-	ts := startTestServer(t, serverConfig{QueueLen: 16})
+	ts := startTestServerOn(t, serverConfig{QueueLen: 16}, func(l net.Listener) net.Listener { return bigBuffers{l} })
 	const readers, senders, each = 20, 2, 150
 	var rs []*clientSession
 	for i := range readers {
-		rs = append(rs, join(t, ts.addr, fmt.Sprintf("r%d", i)))
+		cs := join(t, ts.addr, fmt.Sprintf("r%d", i))
+		cs.conn.(*net.TCPConn).SetReadBuffer(1 << 20)
+		rs = append(rs, cs)
 	}
 	counts := make([]int, readers)
 	var wg sync.WaitGroup
