@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -324,6 +325,7 @@ type server struct {
 	closing  bool
 	stopping atomic.Bool // closing, readable without mu by writers
 	handlers sync.WaitGroup
+	rsaSlots chan struct{} // one per core: RSA decryptions run to completion, not 16 interleaved
 }
 
 // member is a user who finished the handshake. out is its bounded queue of
@@ -369,11 +371,12 @@ func newServer(cfg serverConfig) (*server, error) {
 		return nil, err
 	}
 	return &server{
-		cfg:     cfg,
-		pemKey:  pemKey,
-		byName:  make(map[string]*member),
-		conns:   make(map[net.Conn]struct{}),
-		perAddr: make(map[string]int),
+		cfg:      cfg,
+		pemKey:   pemKey,
+		byName:   make(map[string]*member),
+		conns:    make(map[net.Conn]struct{}),
+		perAddr:  make(map[string]int),
+		rsaSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}, nil
 }
 
@@ -630,7 +633,9 @@ func (s *server) classicHandshake(rw frameRW) (recordCipher, error) {
 		return nil, err
 	}
 	s.logf("HANDSHAKE", "Received encrypted AES key (%d bytes)", len(blob))
+	s.rsaSlots <- struct{}{}
 	key, err := classicUnwrapKey(s.cfg.Key, blob)
+	<-s.rsaSlots
 	if err != nil {
 		return nil, err
 	}
