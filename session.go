@@ -131,6 +131,9 @@ const (
 	// serverReadBuffer is a member's read buffer, kept for as long as they
 	// stay: most frames fit, and a larger one is read straight through.
 	serverReadBuffer = 1 << 10
+	// clientReadBuffer is a client's: one per process, large enough that a
+	// burst of chat arrives in few reads.
+	clientReadBuffer = 16 << 10
 	separator        = "=================================================="
 	shutdownText     = "[SYSTEM] Server shutting down"
 	serverFullText   = "ERROR: Server full"
@@ -686,9 +689,9 @@ func (s *server) pushLocked(text string, skip *member) (kicked, behind []*member
 		if m == skip {
 			continue
 		}
-		if !m.out.push(text, false) {
+		if queued, ok := m.out.push(text, false); !ok {
 			kicked = append(kicked, m)
-		} else if m.out.len() > m.out.limit/2 && !m.out.stalled(time.Now()) {
+		} else if queued > m.out.limit/2 && !m.out.stalled(time.Now()) {
 			behind = append(behind, m)
 		}
 	}
@@ -700,7 +703,10 @@ func (s *server) pushLocked(text string, skip *member) (kicked, behind []*member
 // whose queue is full are returned for kick; s.mu must be held.
 func (s *server) noticeLocked(text string, skip *member) (kicked []*member) {
 	for _, m := range s.members {
-		if m != skip && !m.out.push(text, true) {
+		if m == skip {
+			continue
+		}
+		if _, ok := m.out.push(text, true); !ok {
 			kicked = append(kicked, m)
 		}
 	}
@@ -753,7 +759,10 @@ const (
 	writeStall = 20 * time.Millisecond
 )
 
-func (m *member) tryPush(text string) bool { return m.out.push(text, false) }
+func (m *member) tryPush(text string) bool {
+	_, ok := m.out.push(text, false)
+	return ok
+}
 
 // noticeDelay is how long a join or leave notice may wait in a queue for
 // company. Every join is announced to everyone online, so N clients
@@ -798,18 +807,18 @@ func (q *outQueue) len() int {
 	return len(q.items)
 }
 
-// push appends text and reports false when the queue is full. A push to a
-// closed queue is dropped. A notice wakes the writer only when the queue
+// push appends text and returns how many texts are waiting, with ok false
+// when the queue is full. A push to a closed queue is dropped. A notice wakes the writer only when the queue
 // was empty, so that it starts its delay, or when the queue is half full.
-func (q *outQueue) push(text string, notice bool) bool {
+func (q *outQueue) push(text string, notice bool) (queued int, ok bool) {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
-		return true
+		return 0, true
 	}
 	if len(q.items) >= q.limit {
 		q.mu.Unlock()
-		return false
+		return len(q.items), false
 	}
 	if notice && len(q.items) >= q.limit/2 {
 		notice = false // a queue half full of notices is not held back
@@ -817,11 +826,12 @@ func (q *outQueue) push(text string, notice bool) bool {
 	wake := !notice || len(q.items) == 0
 	q.items = append(q.items, text)
 	q.urgent = q.urgent || !notice
+	queued = len(q.items)
 	q.mu.Unlock()
 	if wake {
 		q.wake()
 	}
-	return true
+	return queued, true
 }
 
 func (q *outQueue) wake() {
@@ -1229,7 +1239,7 @@ func clientHandshake(conn net.Conn, cfg clientConfig) (*clientSession, error) {
 	}
 	conn = cfg.Record.wrapConn(conn, "client")
 	conn.SetDeadline(time.Now().Add(cfg.Timeout))
-	rw := frameRW{bufio.NewReader(conn), conn}
+	rw := frameRW{bufio.NewReaderSize(conn, clientReadBuffer), conn}
 	first, err := readFrame(rw)
 	if err != nil {
 		conn.Close()
