@@ -196,7 +196,7 @@ func TestParseBenchLine(t *testing.T) {
 		"[12:34:56] " + benchName(tag, 7) + ": ~" + tag + "/7/x/1~",
 		"[12:34:56] " + benchName(tag, 7) + ": ~" + tag + "/7/1~",
 		"[12:34:56] " + benchName(tag, 7) + ": ~" + tag + "/7/1/2",
-		"[12:34:56] " + benchName(tag, 7) + ": ~" + tag + "/7/01/2~",                  // not how benchMessage writes 1
+		"[12:34:56] " + benchName(tag, 7) + ": ~" + tag + "/7/01/2~",                   // not how benchMessage writes 1
 		"[12:34:56] " + benchName(tag, 7) + ": ~" + tag + "/7/1/99999999999999999999~", // over int64
 	} {
 		if _, _, _, ok, err := parseBenchLine(bad, tag); !ok || err == nil {

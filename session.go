@@ -682,7 +682,7 @@ func (s *server) sendAndClose(conn net.Conn, rc recordCipher, text string) {
 
 // pushLocked queues text for every member but skip; s.mu must be held.
 // Members whose queue is full are returned for kick; members whose queue
-// is over half full while their writer is not blocked in a Write are
+// is over half full while their writer is not stalled in a Write are
 // returned for pace.
 func (s *server) pushLocked(text string, skip *member) (kicked, behind []*member) {
 	for _, m := range s.members {
@@ -808,8 +808,9 @@ func (q *outQueue) len() int {
 }
 
 // push appends text and returns how many texts are waiting, with ok false
-// when the queue is full. A push to a closed queue is dropped. A notice wakes the writer only when the queue
-// was empty, so that it starts its delay, or when the queue is half full.
+// when the queue is full. A push to a closed queue is dropped. A notice
+// wakes the writer only when the queue was empty, so that it starts its
+// delay, or when the queue is half full.
 func (q *outQueue) push(text string, notice bool) (queued int, ok bool) {
 	q.mu.Lock()
 	if q.closed {
