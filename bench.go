@@ -13,6 +13,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -352,7 +353,7 @@ func benchMessage(tag string, idx, seq int, sent time.Time, size int) string {
 // parseBenchLine reads "[HH:MM:SS] NAME: TEXT". It reports ok=false for
 // lines that are not a chat line of this run (system notices, other users);
 // err is a chat line of this run that does not parse.
-func parseBenchLine(line, tag string) (idx, seq int, sent int64, ok bool, err error) {
+func parseBenchLine[T ~string | ~[]byte](line T, tag string) (idx, seq int, sent int64, ok bool, err error) {
 	if len(line) < 11 || line[0] != '[' || line[9] != ']' || line[10] != ' ' {
 		return 0, 0, 0, false, nil
 	}
@@ -363,7 +364,7 @@ func parseBenchLine(line, tag string) (idx, seq int, sent int64, ok bool, err er
 		return 0, 0, 0, false, nil
 	}
 	nameIdx, rest, found := cutNumber(rest[len(tag)+2:], ':')
-	if !found || !strings.HasPrefix(rest, " ") || !hasTagPrefix(rest[1:], '~', tag, '/') {
+	if !found || len(rest) == 0 || rest[0] != ' ' || !hasTagPrefix(rest[1:], '~', tag, '/') {
 		return 0, 0, 0, false, nil
 	}
 	bad := func() (int, int, int64, bool, error) { return 0, 0, 0, true, errors.New("bad marker") }
@@ -378,7 +379,7 @@ func parseBenchLine(line, tag string) (idx, seq int, sent int64, ok bool, err er
 
 // cutNumber reads the decimal number at the start of s up to the byte end,
 // without a leading zero unless it is 0, and returns what follows end.
-func cutNumber(s string, end byte) (n int64, rest string, ok bool) {
+func cutNumber[T ~string | ~[]byte](s T, end byte) (n int64, rest T, ok bool) {
 	i := 0
 	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
 		d := int64(s[i] - '0')
@@ -394,9 +395,9 @@ func cutNumber(s string, end byte) (n int64, rest string, ok bool) {
 }
 
 // hasTagPrefix reports whether s starts with open, tag, close.
-func hasTagPrefix(s string, open byte, tag string, close byte) bool {
+func hasTagPrefix[T ~string | ~[]byte](s T, open byte, tag string, close byte) bool {
 	n := len(tag) + 2
-	return len(s) >= n && s[0] == open && s[1:n-1] == tag && s[n-1] == close
+	return len(s) >= n && s[0] == open && string(s[1:n-1]) == tag && s[n-1] == close
 }
 
 // latencyHist is a log-linear histogram safe for concurrent use: exact below
@@ -529,7 +530,9 @@ func (r *benchReader) read(run *benchRun) {
 		// already whole in the buffer arrived with the read that brought
 		// them, which also spares a clock read per message.
 		fresh := !frameBuffered(r.cs.br)
-		line, err := r.cs.Recv()
+		// The text as it decrypted, not copied or cleaned for a terminal:
+		// the bench only parses it.
+		line, err := r.cs.recvRaw()
 		if err != nil {
 			r.err = err
 			return
@@ -539,7 +542,7 @@ func (r *benchReader) read(run *benchRun) {
 		}
 		idx, seq, sent, ok, perr := parseBenchLine(line, run.tag)
 		if !ok {
-			if strings.HasSuffix(line, "] [ERROR] Slow down") {
+			if bytes.HasSuffix(line, []byte("] [ERROR] Slow down")) {
 				r.slowDown++
 			}
 			continue

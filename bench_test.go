@@ -180,6 +180,9 @@ func TestParseBenchLine(t *testing.T) {
 	if !ok || err != nil || idx != 7 || seq != 42 || ns != sent.UnixNano() {
 		t.Errorf("parse = %d %d %d %v %v", idx, seq, ns, ok, err)
 	}
+	if i, s, n, ok, err := parseBenchLine([]byte(line), tag); i != idx || s != seq || n != ns || !ok || err != nil {
+		t.Errorf("parse of the bytes = %d %d %d %v %v", i, s, n, ok, err)
+	}
 	for _, other := range []string{
 		"[12:34:56] [SYSTEM] " + benchName(tag, 7) + " joined (secure channel)",
 		"[12:34:56] alice: hello",

@@ -1414,13 +1414,23 @@ func (c *clientSession) Send(text string) error {
 // removed. A classic record that does not decrypt is skipped and counted;
 // in the modern suite it ends the session.
 func (c *clientSession) Recv() (string, error) {
+	raw, err := c.recvRaw()
+	if err != nil {
+		return "", err
+	}
+	return sanitizeForTerminal(string(raw)), nil
+}
+
+// recvRaw is Recv returning the text as it decrypted, uncleaned and valid
+// only until the next call: for the bench, which parses and never prints.
+func (c *clientSession) recvRaw() ([]byte, error) {
 	if c.open == nil {
 		c.open = recordOpener(c.rc)
 	}
 	for {
 		payload, err := readFrameInto(c.br, maxFrameLen, c.buf)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		c.buf = keepBuffer(payload)
 		raw, err := c.open(payload)
@@ -1429,9 +1439,9 @@ func (c *clientSession) Recv() (string, error) {
 				c.Dropped++
 				continue
 			}
-			return "", err
+			return nil, err
 		}
-		return sanitizeForTerminal(string(raw)), nil
+		return raw, nil
 	}
 }
 
