@@ -825,6 +825,9 @@ func (q *outQueue) push(text string, notice bool) (queued int, ok bool) {
 		notice = false // a queue half full of notices is not held back
 	}
 	wake := !notice || len(q.items) == 0
+	if q.items == nil {
+		q.items = textSlices.get()
+	}
 	q.items = append(q.items, text)
 	q.urgent = q.urgent || !notice
 	queued = len(q.items)
@@ -850,11 +853,11 @@ func (q *outQueue) close() {
 	q.wake()
 }
 
-// take waits for texts and returns all that are queued, keeping spare as
-// the next backing array; ok is false once the queue is closed and empty.
-// When only notices are queued it waits for more, up to delay (a stopped
-// timer it owns, stopped again on return).
-func (q *outQueue) take(spare []string, delay *time.Timer, wait time.Duration) (items []string, ok bool) {
+// take waits for texts and returns all that are queued (the caller gives
+// the slice back to textSlices); ok is false once the queue is closed and
+// empty. When only notices are queued it waits for more, up to delay (a
+// stopped timer it owns, stopped again on return).
+func (q *outQueue) take(delay *time.Timer, wait time.Duration) (items []string, ok bool) {
 	waiting, expired := false, false
 	defer func() {
 		if waiting {
@@ -865,7 +868,7 @@ func (q *outQueue) take(spare []string, delay *time.Timer, wait time.Duration) (
 		q.mu.Lock()
 		n, closed := len(q.items), q.closed
 		if n > 0 && (q.urgent || closed || expired) {
-			items, q.items = q.items, spare[:0]
+			items, q.items = q.items, nil
 			q.urgent = false
 			q.mu.Unlock()
 			select {
@@ -950,7 +953,6 @@ func (s *server) remove(m *member, why string) {
 func (s *server) writeLoop(m *member) {
 	defer m.writer.Done()
 	defer m.conn.Close()
-	var spare []string
 	var sealer *classicSealer
 	delay := time.NewTimer(time.Hour)
 	delay.Stop()
@@ -958,12 +960,11 @@ func (s *server) writeLoop(m *member) {
 		sealer = classic.sealer()
 	}
 	for {
-		items, ok := m.out.take(spare, delay, noticeDelay)
+		items, ok := m.out.take(delay, noticeDelay)
 		if !ok {
 			return
 		}
-		bp := writeBuffers.Get().(*[]byte)
-		buf := (*bp)[:0]
+		buf := writeBuffers.get()
 		var err error
 		for i, text := range items {
 			if sealer != nil {
@@ -989,25 +990,43 @@ func (s *server) writeLoop(m *member) {
 				buf = buf[:0]
 			}
 		}
-		if cap(buf) <= 2*maxCoalesce {
-			*bp = buf
-			writeBuffers.Put(bp)
-		}
+		writeBuffers.put(buf)
 		if err != nil {
 			s.remove(m, "write failed: "+err.Error())
 			return
 		}
 		clear(items) // let the texts go
-		if cap(items) > 64 {
-			items = nil // a burst is over: give its memory back
-		}
-		spare = items
+		textSlices.put(items)
 	}
 }
 
-// writeBuffers holds the writers' coalescing buffers between batches, so
-// that an idle member holds none and a burst does not grow one per member.
-var writeBuffers = sync.Pool{New: func() any { return new([]byte) }}
+// Buffers that members use only while they have something to send: an
+// idle member holds none, and a burst does not grow new ones per batch for
+// every member.
+var (
+	textSlices   = slicePool[string]{max: 4096}          // queues' backing arrays
+	writeBuffers = slicePool[byte]{max: 2 * maxCoalesce} // writers' coalescing buffers
+)
+
+// slicePool is a sync.Pool of empty slices, keeping none larger than max.
+type slicePool[T any] struct {
+	p   sync.Pool
+	max int
+}
+
+func (sp *slicePool[T]) get() []T {
+	if b, ok := sp.p.Get().(*[]T); ok {
+		return *b
+	}
+	return nil
+}
+
+func (sp *slicePool[T]) put(b []T) {
+	if cap(b) <= sp.max {
+		b = b[:0]
+		sp.p.Put(&b)
+	}
+}
 
 // appendSealedFrame seals text and appends it to buf as one frame.
 func appendSealedFrame(buf []byte, rc recordCipher, text string) ([]byte, error) {

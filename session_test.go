@@ -829,7 +829,7 @@ func TestOutQueueNotices(t *testing.T) {
 	take := func(wait time.Duration) <-chan result {
 		c := make(chan result, 1)
 		go func() {
-			items, ok := q.take(nil, delay, wait)
+			items, ok := q.take(delay, wait)
 			c <- result{append([]string(nil), items...), ok}
 		}()
 		return c
@@ -876,7 +876,7 @@ func TestOutQueueNotices(t *testing.T) {
 	c = take(time.Hour)
 	q.close()
 	expect(c, "leave d")
-	if items, ok := q.take(nil, delay, time.Hour); ok {
+	if items, ok := q.take(delay, time.Hour); ok {
 		t.Fatalf("closed and empty: take = %q, true", items)
 	}
 }
