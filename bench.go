@@ -46,7 +46,7 @@ type benchConfig struct {
 	Suite       string  // classic, modern or auto
 	Clients     int     // clients that connect and read
 	Concurrency int     // handshakes in flight at once
-	Warmup      int     // clients connected and closed before measuring
+	Warmup      int     // clients connected and closed before measuring; -1: as many as Clients
 	Senders     int     // clients (among Clients) that send
 	Messages    int     // messages per sender
 	Size        int     // bytes of chat text per message (at least the marker)
@@ -71,7 +71,8 @@ type benchStats struct {
 	InProcess   bool
 
 	Clients, Concurrency int
-	Warmup               int // clients connected and closed before the measured ones
+	Warmup               int     // clients connected and closed before the measured ones
+	WarmupRate           float64 // their handshakes/s: a fresh process's
 	Connected            int
 	HandshakeErrors      int
 	FirstError           string        // the first handshake or send error
@@ -155,6 +156,7 @@ const (
 	benchDefaultTimeout     = 2 * time.Minute
 	benchDefaultDrain       = 10 * time.Second
 	benchRSADuration        = time.Second
+	benchSettle             = time.Second // after the warm-up, for a server bench cannot see into
 )
 
 func (cfg *benchConfig) defaults() {
@@ -169,6 +171,9 @@ func (cfg *benchConfig) defaults() {
 	}
 	if cfg.Drain <= 0 {
 		cfg.Drain = benchDefaultDrain
+	}
+	if cfg.Warmup < 0 {
+		cfg.Warmup = cfg.Clients
 	}
 }
 
@@ -188,8 +193,8 @@ func (cfg *benchConfig) check() error {
 		return errors.New("-rate must not be negative")
 	case cfg.Stalled < 0:
 		return errors.New("-stalled must not be negative")
-	case cfg.Warmup < 0:
-		return errors.New("-warmup must not be negative")
+	case cfg.Warmup < -1:
+		return errors.New("-warmup must be -1 (as many as -clients), 0 or more")
 	}
 	return nil
 }
@@ -253,6 +258,15 @@ func startBenchServer(key *rsa.PrivateKey, suite string) (*benchServer, error) {
 	bs.srv, bs.addr = srv, ln.Addr().String()
 	go func() { bs.done <- srv.Serve(ln) }()
 	return bs, nil
+}
+
+// waitEmpty waits until the server has let every client go and its
+// writers have had time to finish.
+func (bs *benchServer) waitEmpty(ctx context.Context) {
+	for bs.srv.online() > 0 && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(2 * noticeDelay)
 }
 
 // stop shuts the server down and waits for Serve to return.
@@ -719,17 +733,26 @@ func bench(ctx context.Context, cfg benchConfig) (benchStats, error) {
 		key, st.Addr, st.InProcess = bs.key, bs.addr, true
 	}
 	run := &benchRun{tag: benchTag(), messages: cfg.Messages, allIn: make(chan struct{}), progress: cfg.progress}
+	st.Warmup = cfg.Warmup
 	if cfg.Warmup > 0 {
-		// A fresh process pays once for what a running server has already
-		// done: threads, heap and stacks grown to size. One wave of
-		// clients, not counted, pays it before the clock starts.
+		// A fresh process pays once for what a server that has had a class
+		// already did: memory faulted in, threads and stacks started. A
+		// first set of clients, timed but not counted, pays it; then the
+		// server is left to let them go before anything is measured.
 		cfg.progress.set("warm-up", int64(cfg.Warmup))
 		warm := &connSet{}
-		_, failures, err := benchConnect(ctx, st.Addr, cfg.Suite, "w"+run.tag, 0, cfg.Warmup, cfg.Concurrency, warm, cfg.progress,
+		start := time.Now()
+		lat, _, err := benchConnect(ctx, st.Addr, cfg.Suite, "w"+run.tag, 0, cfg.Warmup, cfg.Concurrency, warm, cfg.progress,
 			func(int, *clientSession) {})
+		st.WarmupRate = perSecond(int64(len(lat)), time.Since(start))
 		warm.closeAll()
-		if failures == cfg.Warmup {
+		if len(lat) == 0 {
 			return st, fmt.Errorf("warm-up: no client connected: %v", err)
+		}
+		if bs != nil {
+			bs.waitEmpty(ctx)
+		} else {
+			time.Sleep(benchSettle)
 		}
 	}
 	if cfg.RSALimit {
@@ -1075,7 +1098,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&cfg.Addr, "connect", "", "server `address` to load (default: an in-process server on 127.0.0.1 with an ephemeral key)")
 	fs.IntVar(&cfg.Clients, "clients", benchDefaultClients, "clients that connect and read")
 	fs.IntVar(&cfg.Concurrency, "concurrency", benchDefaultConcurrency, "handshakes in flight at once")
-	fs.IntVar(&cfg.Warmup, "warmup", benchDefaultConcurrency, "clients connected and closed before measuring, to warm a fresh process up (0: none)")
+	fs.IntVar(&cfg.Warmup, "warmup", -1, "clients connected and closed before measuring, to warm a fresh process up (-1: as many as -clients; 0: none)")
 	fs.IntVar(&cfg.Senders, "senders", benchDefaultSenders, "clients that send")
 	fs.IntVar(&cfg.Messages, "messages", benchDefaultMessages, "messages per sender")
 	fs.IntVar(&cfg.Size, "size", benchDefaultSize, "chat text `bytes` per message (at least the ~40-byte marker)")
@@ -1221,7 +1244,11 @@ func printBenchStats(w io.Writer, st benchStats) {
 	}
 	fmt.Fprintf(w, "encchat bench: %s suite, %s\n", st.Suite, where)
 	if st.Warmup > 0 {
-		fmt.Fprintf(w, "warm-up     %d clients connected and closed first, not counted\n", st.Warmup)
+		fmt.Fprintf(w, "warm-up     %d clients first, into a fresh process, not counted: %.0f handshakes/s", st.Warmup, st.WarmupRate)
+		if st.RSADecrypts > 0 {
+			fmt.Fprintf(w, ", %.0f%% of the rsa limit", 100*st.WarmupRate/st.RSADecrypts)
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "clients     %d of %d connected, %d at a time, in %s\n", st.Connected, st.Clients, st.Concurrency, fmtDur(st.HandshakeWall))
 	fmt.Fprintf(w, "handshakes  %.0f/s  %s\n", st.HandshakeRate(), fmtLatency(st.Handshake))

@@ -510,6 +510,13 @@ func (s *server) release(conn net.Conn) {
 	}
 }
 
+// online is the number of users online.
+func (s *server) online() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.members)
+}
+
 // retryAccept reports whether an Accept error is passing (a timeout, such
 // as running out of file descriptors for a moment); it pauses briefly first.
 func retryAccept(err error) bool {
