@@ -1244,7 +1244,11 @@ func printBenchStats(w io.Writer, st benchStats) {
 	}
 	fmt.Fprintf(w, "encchat bench: %s suite, %s\n", st.Suite, where)
 	if st.Warmup > 0 {
-		fmt.Fprintf(w, "warm-up     %d clients first, into a fresh process, not counted: %.0f handshakes/s", st.Warmup, st.WarmupRate)
+		fresh := ""
+		if st.InProcess {
+			fresh = ", into a fresh process"
+		}
+		fmt.Fprintf(w, "warm-up     %d clients first%s, not counted: %.0f handshakes/s", st.Warmup, fresh, st.WarmupRate)
 		if st.RSADecrypts > 0 {
 			fmt.Fprintf(w, ", %.0f%% of the rsa limit", 100*st.WarmupRate/st.RSADecrypts)
 		}
