@@ -26,8 +26,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"unicode/utf8"
+
+	asmbase64 "github.com/segmentio/asm/base64"
 )
 
 // Classic suite constants, from the seed's protocol.
@@ -102,7 +105,22 @@ func (c *classicCipher) appendSeal(dst, text []byte) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	return base64.StdEncoding.AppendEncode(dst, raw), nil
+	return appendRecordBase64(dst, raw), nil
+}
+
+// recordBase64 is the classic records' base64: the standard encoding, with
+// AVX2 for the bulk of each record and encoding/base64 for the rest and for
+// any input it does not take, so it accepts and rejects exactly what
+// encoding/base64 does (FuzzRecordBase64 checks). Encoding and decoding were
+// a quarter of the CPU of every delivery with encoding/base64 alone.
+var recordBase64 = asmbase64.StdEncoding
+
+// appendRecordBase64 appends the base64 of src to dst.
+func appendRecordBase64(dst, src []byte) []byte {
+	n := recordBase64.EncodedLen(len(src))
+	dst = slices.Grow(dst, n)
+	recordBase64.Encode(dst[len(dst):len(dst)+n], src)
+	return dst[:len(dst)+n]
 }
 
 // cbcMode is a CBC mode whose IV can be reset between records, the way
@@ -142,7 +160,7 @@ func (s *classicSealer) appendFrame(dst []byte, text string) ([]byte, error) {
 	s.raw = raw
 	start := len(dst)
 	dst = append(dst, "0000000000"...)
-	dst = base64.StdEncoding.AppendEncode(dst, raw)
+	dst = appendRecordBase64(dst, raw)
 	for i, n := start+headerLen-1, len(dst)-start-headerLen; i >= start; i-- {
 		dst[i] = byte('0' + n%10)
 		n /= 10
@@ -222,12 +240,12 @@ func (c *classicCipher) decryptBlocks(payload []byte) ([]byte, error) {
 }
 
 func (o *classicOpener) decryptBlocks(payload []byte) ([]byte, error) {
-	n := base64.StdEncoding.DecodedLen(len(payload))
+	n := recordBase64.DecodedLen(len(payload))
 	if cap(o.raw) < n {
 		o.raw = make([]byte, n)
 	}
 	raw := o.raw[:n]
-	n, err := base64.StdEncoding.Decode(raw, payload)
+	n, err := recordBase64.Decode(raw, payload)
 	if err != nil {
 		return nil, errOpen
 	}
