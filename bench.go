@@ -439,8 +439,6 @@ func histValue(i int) int64 {
 	return (mant+1)<<shift - 1
 }
 
-func (h *latencyHist) record(d time.Duration) { h.recordAll([]time.Duration{d}) }
-
 // recordAll records ds, touching each bucket once per run of equal buckets.
 func (h *latencyHist) recordAll(ds []time.Duration) {
 	var top int64

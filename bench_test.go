@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
 	"flag"
 	"net"
 	"os"
@@ -211,7 +212,7 @@ func TestParseBenchLine(t *testing.T) {
 func TestLatencyHist(t *testing.T) {
 	var h latencyHist
 	for i := 1; i <= 1000; i++ {
-		h.record(time.Duration(i) * time.Millisecond)
+		h.recordAll([]time.Duration{time.Duration(i) * time.Millisecond})
 	}
 	st := h.stats()
 	near := func(got, want time.Duration) bool {
@@ -230,7 +231,7 @@ func TestLatencyHist(t *testing.T) {
 	var one, batch latencyHist
 	ds := []time.Duration{5, 5, 5, 300, 301, 300, 7 * time.Millisecond, 5, time.Second, time.Second}
 	for _, d := range ds {
-		one.record(d)
+		one.recordAll([]time.Duration{d})
 	}
 	batch.recordAll(ds)
 	batch.recordAll(nil)
@@ -297,7 +298,13 @@ func TestBenchIdle(t *testing.T) {
 }
 
 func BenchmarkClassicHandshake(b *testing.B) {
-	bs, err := startBenchServer(testRSAKey(b), suiteClassic)
+	benchmarkHandshake(b, testRSAKey(b), suiteClassic)
+}
+
+// benchmarkHandshake times a full client handshake and username exchange
+// against an in-process server over loopback, both sides on this machine.
+func benchmarkHandshake(b *testing.B, key *rsa.PrivateKey, suite string) {
+	bs, err := startBenchServer(key, suite)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -313,6 +320,9 @@ func BenchmarkClassicHandshake(b *testing.B) {
 		cs, err := clientHandshake(conn, clientConfig{Name: "h" + strconv.Itoa(i), Insecure: true})
 		if err != nil {
 			b.Fatal(err)
+		}
+		if cs.Suite != suite {
+			b.Fatalf("suite %q, want %q", cs.Suite, suite)
 		}
 		cs.Close()
 		i++

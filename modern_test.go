@@ -1313,34 +1313,10 @@ func FuzzModernOpen(f *testing.F) {
 
 // ---- Benchmarks --------------------------------------------------------------------
 
-// BenchmarkModernHandshake is BenchmarkClassicHandshake (bench_test.go)
-// with the modern suite: a full client handshake and username exchange
-// against an in-process server over loopback, both sides on this machine.
+// BenchmarkModernHandshake is BenchmarkClassicHandshake with the modern
+// suite.
 func BenchmarkModernHandshake(b *testing.B) {
-	bs, err := startBenchServer(modernTestKey(b), suiteModern)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer bs.stop()
-	b.ReportAllocs()
-	i := 0
-	start := time.Now()
-	for b.Loop() {
-		conn, err := net.Dial("tcp", bs.addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		cs, err := clientHandshake(conn, clientConfig{Name: fmt.Sprintf("m%d", i), Insecure: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if cs.Suite != suiteModern {
-			b.Fatalf("suite %q", cs.Suite)
-		}
-		cs.Close()
-		i++
-	}
-	b.ReportMetric(float64(i)/time.Since(start).Seconds(), "handshakes/s")
+	benchmarkHandshake(b, modernTestKey(b), suiteModern)
 }
 
 // BenchmarkModernSealOpen seals and opens one record per op.

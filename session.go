@@ -987,8 +987,9 @@ func (s *server) writeLoop(m *member) {
 				if s.stopping.Load() {
 					timeout = time.Second // do not hold up shutdown for a stalled reader
 				}
-				m.conn.SetWriteDeadline(time.Now().Add(timeout))
-				m.out.writeSince.Store(time.Now().UnixNano())
+				now := time.Now()
+				m.conn.SetWriteDeadline(now.Add(timeout))
+				m.out.writeSince.Store(now.UnixNano())
 				_, err = m.conn.Write(buf)
 				m.out.writeSince.Store(0)
 				if err != nil {
