@@ -1,0 +1,679 @@
+// The server hub: accepting connections, the handshake and the username,
+// the users online in join order, each member's read and write loops, and
+// the chat commands (/pm, /list, /help, /quit).
+//
+// Nothing here prints: the server reports events through a callback, which
+// main.go renders.
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Limits of the server's connections.
+const (
+	defaultQueueLen = 1024
+	writeTimeout    = 10 * time.Second
+	maxCoalesce     = 64 << 10 // bytes gathered into one Write
+	// serverReadBuffer is a member's read buffer, kept for as long as they
+	// stay: most frames fit, and a larger one is read straight through.
+	serverReadBuffer = 1 << 10
+)
+
+// remoteIP is the IP part of a connection's remote address.
+func remoteIP(c net.Conn) string {
+	addr := c.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// tokenBucket limits a client's lines: Burst at once, then Rate per second.
+// Only the member's reader touches it.
+type tokenBucket struct {
+	rate, burst, tokens float64
+	last                time.Time
+	warned              bool // "Slow down" sent for this empty spell
+}
+
+// allow reports whether one more line may pass at now.
+func (b *tokenBucket) allow(now time.Time) bool {
+	if b.rate <= 0 {
+		return true
+	}
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		b.warned = false
+		return true
+	}
+	return false
+}
+
+// serverEvent is one line of the server's log; the UI colours it by Kind.
+type serverEvent struct {
+	Time time.Time
+	Kind string // HANDSHAKE, JOIN, ENCRYPTED BROADCAST, PM ENCRYPTED, LEAVE, REFUSED, DROPPED
+	Text string
+}
+
+// serverConfig is what a server needs; zero values get defaults.
+type serverConfig struct {
+	Key              *rsa.PrivateKey
+	Suite            string
+	HandshakeTimeout time.Duration
+	MaxClients       int
+	MaxPerAddr       int     // connections from one IP address; 0 = no limit
+	MaxFrame         int     // largest frame a client may send; 0 = maxFrameLen
+	Rate             float64 // chat lines per second per client; 0 = no limit
+	Burst            int     // lines a client may send at once before Rate applies
+	QueueLen         int
+	Rand             io.Reader
+	Now              func() time.Time
+	Record           *capture
+	Keylog           *keylog
+	Log              func(serverEvent)
+}
+
+// server is the hub: the users online, in join order, and their queues.
+type server struct {
+	cfg    serverConfig
+	pemKey []byte // the classic first frame
+
+	mu       sync.Mutex
+	members  []*member // join order
+	byName   map[string]*member
+	conns    map[net.Conn]struct{} // every open connection, for Shutdown
+	perAddr  map[string]int        // open connections per remote IP
+	ln       net.Listener
+	closing  bool
+	stopping atomic.Bool // closing, readable without mu by writers
+	handlers sync.WaitGroup
+	rsaSlots chan struct{} // one per core: RSA decryptions run to completion, not 16 interleaved
+}
+
+// member is a user who finished the handshake. out is its bounded queue of
+// plaintext texts; its writer goroutine seals and writes them in order.
+type member struct {
+	name   string
+	addr   string
+	conn   net.Conn
+	br     *bufio.Reader // the handshake's reader, so no byte read ahead is lost
+	rc     recordCipher
+	out    *outQueue
+	gone   bool // removed from the hub; guarded by server.mu
+	writer sync.WaitGroup
+}
+
+func newServer(cfg serverConfig) (*server, error) {
+	if cfg.Suite == "" {
+		cfg.Suite = suiteClassic
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 10 * time.Second
+	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = defaultQueueLen
+	}
+	if cfg.MaxFrame <= 0 || cfg.MaxFrame > maxFrameLen {
+		cfg.MaxFrame = maxFrameLen
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = func(serverEvent) {}
+	}
+	if cfg.Rate > 0 && cfg.Burst <= 0 {
+		cfg.Burst = 1
+	}
+	pemKey, err := marshalPublicKeyPEM(&cfg.Key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	return &server{
+		cfg:      cfg,
+		pemKey:   pemKey,
+		byName:   make(map[string]*member),
+		conns:    make(map[net.Conn]struct{}),
+		perAddr:  make(map[string]int),
+		rsaSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
+	}, nil
+}
+
+func (s *server) logf(kind, format string, args ...any) {
+	s.cfg.Log(serverEvent{Time: s.cfg.Now(), Kind: kind, Text: fmt.Sprintf(format, args...)})
+}
+
+// stamp prefixes a text with the server's local time, as the seed does.
+func (s *server) stamp(text string) string {
+	return "[" + s.cfg.Now().Format("15:04:05") + "] " + text
+}
+
+// Serve accepts connections until Shutdown; it returns nil after Shutdown.
+func (s *server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.ln = ln
+	s.mu.Unlock()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return nil
+			}
+			if retryAccept(err) {
+				continue
+			}
+			return err
+		}
+		conn := s.cfg.Record.wrapConn(nc, "server")
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			conn.Close()
+			return nil
+		}
+		ip := remoteIP(conn)
+		if s.cfg.MaxPerAddr > 0 && s.perAddr[ip] >= s.cfg.MaxPerAddr {
+			s.mu.Unlock()
+			s.logf("REFUSED", "%s: too many connections from %s (max %d)", conn.RemoteAddr(), ip, s.cfg.MaxPerAddr)
+			// No key is agreed yet, so this refusal is in clear text.
+			conn.SetWriteDeadline(time.Now().Add(time.Second))
+			writeFrame(conn, []byte(tooManyText))
+			conn.Close()
+			continue
+		}
+		s.perAddr[ip]++
+		s.conns[conn] = struct{}{}
+		s.handlers.Add(1)
+		s.mu.Unlock()
+		go s.handle(conn)
+	}
+}
+
+// Shutdown tells everyone the server is going away, closes every
+// connection and waits for their goroutines.
+func (s *server) Shutdown() {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		s.handlers.Wait()
+		return
+	}
+	s.closing = true
+	s.stopping.Store(true)
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	joined := make(map[net.Conn]bool)
+	for _, m := range s.members {
+		joined[m.conn] = true
+		m.tryPush(shutdownText) // dropped if the queue is full: that client is not reading
+		m.gone = true
+		m.out.close() // the writer flushes, then closes the connection
+	}
+	s.members = nil
+	clear(s.byName)
+	for c := range s.conns {
+		if !joined[c] {
+			c.Close()
+		}
+	}
+	s.mu.Unlock()
+	s.handlers.Wait()
+}
+
+// handle owns one connection from accept to close.
+func (s *server) handle(conn net.Conn) {
+	addr := conn.RemoteAddr().String()
+	m, err := s.handshake(conn, addr)
+	if err != nil {
+		s.logf("REFUSED", "%s: %v", addr, err)
+		conn.Close()
+		s.release(conn)
+		s.handlers.Done()
+		return
+	}
+	// The handshake's stack grew for RSA, and an idle server collects no
+	// garbage, so it would keep that size as long as the user stays: chat
+	// runs on a fresh goroutine, which takes over the handler count.
+	go s.chat(m)
+}
+
+// chat serves a member until they leave.
+func (s *server) chat(m *member) {
+	defer s.handlers.Done()
+	defer s.release(m.conn)
+	s.readLoop(m)
+	// The writer flushes what was queued and closes the connection; wait for
+	// it so Shutdown returns only when every connection is closed.
+	m.writer.Wait()
+}
+
+// release forgets a closed connection.
+func (s *server) release(conn net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, conn)
+	ip := remoteIP(conn)
+	if s.perAddr[ip]--; s.perAddr[ip] <= 0 {
+		delete(s.perAddr, ip)
+	}
+}
+
+// online is the number of users online.
+func (s *server) online() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.members)
+}
+
+// retryAccept reports whether an Accept error is passing (a timeout, such
+// as running out of file descriptors for a moment); it pauses briefly first.
+func retryAccept(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		time.Sleep(10 * time.Millisecond)
+		return true
+	}
+	return false
+}
+
+// acceptEach accepts connections on ln until ctx ends and runs handle for
+// each in a goroutine of its own. It closes ln when ctx ends, and returns
+// after every handler has returned; handlers see ctx cancelled by then.
+func acceptEach(ctx context.Context, ln net.Listener, handle func(context.Context, net.Conn)) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // runs before wg.Wait: handlers close their connections
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if retryAccept(err) {
+				continue
+			}
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			handle(ctx, c)
+		}()
+	}
+}
+
+// handshake runs the suite's handshake and the username exchange, and
+// registers the member. Every refusal returns an error saying why.
+func (s *server) handshake(conn net.Conn, addr string) (*member, error) {
+	conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	rw := frameRW{bufio.NewReaderSize(conn, serverReadBuffer), conn}
+	s.logf("HANDSHAKE", "Starting with %s (%s suite)", addr, s.cfg.Suite)
+	var rc recordCipher
+	var err error
+	if s.cfg.Suite == suiteModern {
+		rc, err = serverHandshakeModern(rw, s.cfg.Key, s.cfg.Rand, s.cfg.Keylog, func(msg string) {
+			s.logf("HANDSHAKE", "%s", msg)
+		})
+	} else {
+		rc, err = s.classicHandshake(rw)
+	}
+	if err != nil {
+		return nil, handshakeError(err, "handshake")
+	}
+
+	payload, err := readFrame(rw)
+	if err != nil {
+		return nil, handshakeError(err, "username")
+	}
+	raw, err := rc.open(payload)
+	if err != nil {
+		return nil, fmt.Errorf("username record: %w", err)
+	}
+	name := string(raw)
+	if err := validateName(name); err != nil {
+		s.sendAndClose(conn, rc, "ERROR: Invalid username: "+err.Error())
+		return nil, fmt.Errorf("invalid username %q: %v", sanitizeText(name), err)
+	}
+
+	m := &member{name: name, addr: addr, conn: conn, br: rw.Reader, rc: rc, out: newOutQueue(s.cfg.QueueLen)}
+	s.mu.Lock()
+	switch {
+	case s.closing:
+		s.mu.Unlock()
+		return nil, errors.New("server shutting down")
+	case s.byName[name] != nil:
+		s.mu.Unlock()
+		s.sendAndClose(conn, rc, nameTakenText)
+		return nil, fmt.Errorf("username %q already taken", name)
+	case s.cfg.MaxClients > 0 && len(s.members) >= s.cfg.MaxClients:
+		s.mu.Unlock()
+		s.sendAndClose(conn, rc, serverFullText)
+		return nil, fmt.Errorf("server full (%d clients)", s.cfg.MaxClients)
+	}
+	// The welcome is queued first so it is the first record the user gets.
+	m.tryPush(welcomeText(name))
+	joined := s.stamp("[SYSTEM] " + name + " joined (secure channel)")
+	kicked := s.noticeLocked(joined, m)
+	s.members = append(s.members, m)
+	s.byName[name] = m
+	m.writer.Add(1)
+	go s.writeLoop(m)
+	s.mu.Unlock()
+	conn.SetDeadline(time.Time{})
+
+	s.logf("HANDSHAKE", "✓ Secure channel established with user: %s", name)
+	s.logf("JOIN", "%s joined from %s", name, addr)
+	s.kick(kicked)
+	return m, nil
+}
+
+// handshakeError names timeouts and early closes plainly.
+func handshakeError(err error, during string) error {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("handshake timeout during %s", during)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("closed during %s", during)
+	}
+	return fmt.Errorf("%s: %w", during, err)
+}
+
+// sendAndClose sends one last text to a connection that never joined.
+func (s *server) sendAndClose(conn net.Conn, rc recordCipher, text string) {
+	if payload, err := rc.seal([]byte(text)); err == nil {
+		conn.SetWriteDeadline(time.Now().Add(time.Second))
+		writeFrame(conn, payload)
+	}
+	conn.Close()
+}
+
+// broadcast queues text for everyone (skip may be nil).
+func (s *server) broadcast(text string, skip *member) {
+	s.mu.Lock()
+	kicked, behind := s.pushLocked(text, skip)
+	s.mu.Unlock()
+	s.kick(kicked)
+	s.pace(behind)
+}
+
+// send queues text for one member.
+func (s *server) send(m *member, text string) {
+	s.mu.Lock()
+	ok := m.gone || m.tryPush(text)
+	s.mu.Unlock()
+	if !ok {
+		s.kick([]*member{m})
+	}
+}
+
+// kick disconnects members whose queue overflowed: they stopped reading.
+func (s *server) kick(ms []*member) {
+	for _, m := range ms {
+		s.remove(m, "outbound queue full (client not reading)")
+		m.conn.Close() // unblocks a writer stuck in Write
+	}
+}
+
+// remove takes a member out of the hub and tells the others. It is
+// idempotent; the member's writer flushes what is queued and closes.
+func (s *server) remove(m *member, why string) {
+	s.mu.Lock()
+	if m.gone {
+		s.mu.Unlock()
+		return
+	}
+	m.gone = true
+	m.out.close()
+	delete(s.byName, m.name)
+	for i, x := range s.members {
+		if x == m {
+			s.members = append(s.members[:i], s.members[i+1:]...)
+			break
+		}
+	}
+	kicked := s.noticeLocked(s.stamp("[SYSTEM] "+m.name+" left the chat"), nil)
+	s.mu.Unlock()
+	s.logf("LEAVE", "%s left the chat (%s)", m.name, why)
+	s.kick(kicked)
+}
+
+// writeLoop is the member's only writer: it seals queued texts in order,
+// coalesces what is waiting into one Write, and closes the connection when
+// the queue is closed or a write fails.
+func (s *server) writeLoop(m *member) {
+	defer m.writer.Done()
+	defer m.conn.Close()
+	var sealer *classicSealer
+	delay := time.NewTimer(time.Hour)
+	delay.Stop()
+	if classic, ok := m.rc.(*classicCipher); ok {
+		sealer = classic.sealer()
+	}
+	for {
+		items, ok := m.out.take(delay, noticeDelay)
+		if !ok {
+			return
+		}
+		buf := writeBuffers.get()
+		var err error
+		for i, text := range items {
+			if sealer != nil {
+				buf, err = sealer.appendFrame(buf, text)
+			} else {
+				buf, err = appendSealedFrame(buf, m.rc, text)
+			}
+			if err != nil {
+				break
+			}
+			if len(buf) >= maxCoalesce || i == len(items)-1 {
+				timeout := writeTimeout
+				if s.stopping.Load() {
+					timeout = time.Second // do not hold up shutdown for a stalled reader
+				}
+				now := time.Now()
+				m.conn.SetWriteDeadline(now.Add(timeout))
+				m.out.writeSince.Store(now.UnixNano())
+				_, err = m.conn.Write(buf)
+				m.out.writeSince.Store(0)
+				if err != nil {
+					break
+				}
+				buf = buf[:0]
+			}
+		}
+		writeBuffers.put(buf)
+		if err != nil {
+			s.remove(m, "write failed: "+err.Error())
+			return
+		}
+		clear(items) // let the texts go
+		textSlices.put(items)
+	}
+}
+
+// appendSealedFrame seals text and appends it to buf as one frame.
+func appendSealedFrame(buf []byte, rc recordCipher, text string) ([]byte, error) {
+	payload, err := rc.seal([]byte(text))
+	if err != nil {
+		return buf, err
+	}
+	return appendFrame(buf, payload), nil
+}
+
+// readLoop reads the member's records until they leave.
+func (s *server) readLoop(m *member) {
+	br := m.br // holds whatever the client sent right behind its name
+	_, classic := m.rc.(*classicCipher)
+	open := recordOpener(m.rc)
+	dropped := 0
+	limit := tokenBucket{rate: s.cfg.Rate, burst: float64(s.cfg.Burst), tokens: float64(s.cfg.Burst)}
+	var buf []byte
+	for {
+		payload, err := readFrameInto(br, s.cfg.MaxFrame, buf)
+		if err != nil {
+			why := "connection closed"
+			switch {
+			case errors.Is(err, errFrameHeader), errors.Is(err, errFrameTooLong):
+				why = "protocol violation: " + err.Error()
+			case errors.Is(err, io.ErrUnexpectedEOF):
+				why = "connection closed mid-frame"
+			case !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed):
+				why = err.Error()
+			}
+			s.remove(m, why)
+			return
+		}
+		buf = keepBuffer(payload)
+		raw, err := open(payload)
+		if err != nil {
+			if !classic {
+				s.remove(m, "record rejected: "+err.Error())
+				m.conn.Close()
+				return
+			}
+			// Classic records carry no MAC: a corrupted one is dropped and
+			// counted, the same way whatever failed (no padding oracle).
+			dropped++
+			s.logf("DROPPED", "%s: record %v (%d so far)", m.name, err, dropped)
+			continue
+		}
+		if !limit.allow(s.cfg.Now()) {
+			if !limit.warned {
+				limit.warned = true
+				s.logf("LIMIT", "%s: over %g lines/s, dropping until they slow down", m.name, s.cfg.Rate)
+				s.send(m, s.stamp("[ERROR] Slow down"))
+			}
+			continue
+		}
+		if quit := s.handleText(m, string(raw)); quit {
+			s.remove(m, "/quit")
+			return
+		}
+	}
+}
+
+// recordOpener returns rc's open, reusing its buffers between calls for
+// the classic suite: what it returns is valid until its next call, and
+// calls must come from one goroutine.
+func recordOpener(rc recordCipher) func([]byte) ([]byte, error) {
+	if c, ok := rc.(*classicCipher); ok {
+		return c.opener().open
+	}
+	return rc.open
+}
+
+// handleText interprets one line from a member; it reports whether they quit.
+func (s *server) handleText(m *member, text string) (quit bool) {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return false
+	}
+	if len(text) > maxTextLen {
+		s.send(m, s.stamp(fmt.Sprintf("[ERROR] Message too long (max %d bytes)", maxTextLen)))
+		return false
+	}
+	if !strings.HasPrefix(text, "/") {
+		text = strings.TrimSpace(sanitizeText(text))
+		if text == "" {
+			return false
+		}
+		s.logf("ENCRYPTED BROADCAST", "%s: %s", m.name, text)
+		s.broadcast(s.stamp(m.name+": "+text), nil)
+		return false
+	}
+	cmd, rest, _ := strings.Cut(text, " ")
+	switch cmd {
+	case "/quit":
+		return true
+	case "/list":
+		s.mu.Lock()
+		names := make([]string, len(s.members))
+		for i, x := range s.members {
+			names[i] = x.name
+		}
+		s.mu.Unlock()
+		s.send(m, listText(names))
+	case "/pm":
+		s.privateMessage(m, rest)
+	case "/help":
+		var b strings.Builder
+		b.WriteString("[HELP] Commands:")
+		for _, c := range chatCommands {
+			b.WriteString("\n  " + strings.TrimSpace(c.name+" "+c.args) + " - " + c.help)
+		}
+		s.send(m, s.stamp(b.String()))
+	default:
+		s.send(m, s.stamp("[ERROR] Unknown command: "+sanitizeText(cmd)+" (try /help)"))
+	}
+	return false
+}
+
+// parsePM splits the arguments of "/pm user text"; text is sanitized and
+// ok is false when either part is missing.
+func parsePM(args string) (to, text string, ok bool) {
+	to, text, _ = strings.Cut(strings.TrimSpace(args), " ")
+	text = strings.TrimSpace(sanitizeText(text))
+	return to, text, to != "" && text != ""
+}
+
+// privateMessage handles "/pm user text".
+func (s *server) privateMessage(from *member, args string) {
+	to, text, ok := parsePM(args)
+	if !ok {
+		s.send(from, s.stamp("[ERROR] Usage: /pm <username> <message>"))
+		return
+	}
+	s.mu.Lock()
+	target := s.byName[to]
+	var kicked []*member
+	if target != nil {
+		if !target.tryPush(s.stamp("[PM from " + from.name + "] " + text)) {
+			kicked = append(kicked, target)
+		}
+		// from may have been dropped meanwhile (its queue is then closed).
+		if !from.gone && !from.tryPush(s.stamp("[PM to "+to+"] "+text)) {
+			kicked = append(kicked, from)
+		}
+	}
+	s.mu.Unlock()
+	if target == nil {
+		s.send(from, s.stamp("[ERROR] User '"+sanitizeText(to)+"' not found"))
+		return
+	}
+	s.logf("PM ENCRYPTED", "%s -> %s", from.name, to)
+	s.kick(kicked)
+}

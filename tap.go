@@ -1,0 +1,173 @@
+// The passive tap (encchat tap): a relay between clients and a server that
+// forwards bytes unchanged and records them, a sniffer on the path; and the
+// tap command, which also starts tap -mitm.
+
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// tap relays every connection accepted on ln to upstream, forwarding bytes
+// unchanged both ways and recording them into rec (which may be nil). It
+// returns when ctx is done, after every relay has ended. report receives a
+// line per connection event; it may be called from several goroutines.
+func tap(ctx context.Context, ln net.Listener, upstream string, rec *capture, report func(string)) error {
+	return acceptEach(ctx, ln, func(ctx context.Context, down net.Conn) {
+		tapRelay(ctx, down, upstream, rec, report)
+	})
+}
+
+// tapRelay relays one client connection until both directions end.
+func tapRelay(ctx context.Context, down net.Conn, upstream string, rec *capture, report func(string)) {
+	dialer := net.Dialer{Timeout: 10 * time.Second}
+	up, err := dialer.DialContext(ctx, "tcp", upstream)
+	if err != nil {
+		report(fmt.Sprintf("%s: upstream %s unreachable: %v", down.RemoteAddr(), upstream, err))
+		down.Close()
+		return
+	}
+	cc := rec.open(addrString(down.RemoteAddr()), addrString(up.RemoteAddr()))
+	name := down.RemoteAddr().String()
+	if cc != nil {
+		name = fmt.Sprintf("conn %d (%s)", cc.id, down.RemoteAddr())
+	}
+	report(name + ": relaying to " + upstream)
+	stop := context.AfterFunc(ctx, func() {
+		down.Close()
+		up.Close()
+	})
+	var wg sync.WaitGroup
+	var sent [2]int64
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		sent[wireC2S] = tapPipe(up, down, cc, wireC2S)
+	}()
+	go func() {
+		defer wg.Done()
+		sent[wireS2C] = tapPipe(down, up, cc, wireS2C)
+	}()
+	wg.Wait()
+	stop()
+	down.Close()
+	up.Close()
+	cc.close()
+	report(fmt.Sprintf("%s: closed (client → server %d B, server → client %d B)", name, sent[wireC2S], sent[wireS2C]))
+}
+
+// tapPipe copies src to dst, recording each chunk before forwarding it.
+// At EOF it half-closes dst so the other side sees the end; on an error it
+// closes both, which ends the other direction too.
+func tapPipe(dst, src net.Conn, cc *capConn, dir wireDir) int64 {
+	buf := make([]byte, 32<<10)
+	var total int64
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			cc.data(dir, buf[:n])
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				src.Close()
+				dst.Close()
+				return total
+			}
+			total += int64(n)
+		}
+		if err == io.EOF {
+			if cw, ok := dst.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+				return total
+			}
+			dst.Close()
+			return total
+		}
+		if err != nil {
+			src.Close()
+			dst.Close()
+			return total
+		}
+	}
+}
+
+// runTap is "encchat tap".
+func runTap(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("tap", flag.ContinueOnError)
+	listen := fs.String("listen", "", "`address` the clients connect to")
+	upstream := fs.String("upstream", "", "`address` of the real server")
+	record := fs.String("record", "", "capture `file` to write")
+	mitm := fs.Bool("mitm", false, "be an active attacker: complete each handshake with the tap's own key")
+	if code := parseFlags(fs, args, stdout, stderr); code >= 0 {
+		return code
+	}
+	var missing []string
+	for _, f := range []struct{ name, v string }{{"-listen", *listen}, {"-upstream", *upstream}, {"-record", *record}} {
+		if f.v == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		errorf(stderr, "tap needs %s", strings.Join(missing, ", "))
+		hintf(stderr, "encchat tap -listen 127.0.0.1:6000 -upstream 127.0.0.1:5174 -record chat.jsonl")
+		return 2
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		errorf(stderr, "%v", err)
+		return 1
+	}
+	var mitmKey *rsa.PrivateKey
+	if *mitm {
+		// The attacker's key: fresh each run, like the seed's server.
+		if mitmKey, err = rsa.GenerateKey(rand.Reader, rsaBits); err != nil {
+			ln.Close()
+			errorf(stderr, "tap -mitm: %v", err)
+			return 1
+		}
+	}
+	rec, err := openCapture(*record, "tap", *upstream)
+	if err != nil {
+		ln.Close()
+		errorf(stderr, "%v", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var mu sync.Mutex
+	report := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(stdout, "[%s] %s\n", time.Now().Format("15:04:05"), printable(s))
+	}
+	var tapErr error
+	if *mitm {
+		fmt.Fprintf(stdout, "encchat tap -mitm: an active attacker between clients on %s and %s, recorded to %s (Ctrl-C stops)\n", ln.Addr(), *upstream, *record)
+		tapErr = runMITMTap(ctx, ln, *upstream, mitmKey, rec, report)
+	} else {
+		fmt.Fprintf(stdout, "encchat tap: clients connect to %s, relayed to %s, recorded to %s (Ctrl-C stops)\n", ln.Addr(), *upstream, *record)
+		tapErr = tap(ctx, ln, *upstream, rec, report)
+	}
+	recErr := rec.Close()
+	code := 0
+	if tapErr != nil {
+		errorf(stderr, "%v", tapErr)
+		code = 1
+	}
+	if recErr != nil {
+		errorf(stderr, "recording %s: %v", *record, recErr)
+		code = 1
+	} else {
+		fmt.Fprintf(stdout, "encchat tap: capture written to %s; replay it with: encchat replay %s\n", *record, *record)
+	}
+	return code
+}

@@ -1,0 +1,131 @@
+// The chat's texts and rules: the seed's server texts byte for byte, the
+// username rules, the removal of control characters, and the command table
+// that drives /help and the client's completion.
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits and texts of the chat layer.
+const (
+	maxNameLen     = 32
+	maxTextLen     = 4096
+	separator      = "=================================================="
+	shutdownText   = "[SYSTEM] Server shutting down"
+	serverFullText = "ERROR: Server full"
+	nameTakenText  = "ERROR: Username already taken"
+	tooManyText    = "ERROR: Too many connections from your address"
+)
+
+// chatCommands drives the server's /help and the client's completion.
+var chatCommands = []struct{ name, args, help string }{
+	{"/pm", "<username> <message>", "send a private message"},
+	{"/list", "", "show who is online"},
+	{"/help", "", "show the commands"},
+	{"/quit", "", "leave the chat"},
+}
+
+// validateName applies the username rules; the error says why.
+func validateName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty")
+	case !utf8.ValidString(name):
+		return errors.New("not UTF-8")
+	case utf8.RuneCountInString(name) > maxNameLen:
+		return fmt.Errorf("longer than %d characters", maxNameLen)
+	case strings.EqualFold(name, "system") || strings.EqualFold(name, "server"):
+		return fmt.Errorf("%q is reserved", name)
+	}
+	for _, r := range name {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '_' && r != '-' && r != '.' {
+			return fmt.Errorf("%q is not allowed (letters, digits, _ - . only)", r)
+		}
+	}
+	return nil
+}
+
+// isControl reports the runes that must never reach a terminal: C0, DEL,
+// C1 and the Unicode bidi controls.
+func isControl(r rune) bool {
+	switch {
+	case r < 0x20, r >= 0x7f && r <= 0x9f:
+		return true
+	case r == 0x061c, r == 0x200e, r == 0x200f,
+		r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return false
+}
+
+// sanitizeText removes control characters from one line of chat text.
+func sanitizeText(s string) string {
+	if printableASCII(s, false) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if isControl(r) || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// sanitizeForTerminal is sanitizeText that keeps line breaks, for the
+// server's multi-line texts (welcome, /list) on the client's screen.
+func sanitizeForTerminal(s string) string {
+	if printableASCII(s, true) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '\n' {
+			return r
+		}
+		if isControl(r) || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// printableASCII reports whether s is printable ASCII (and line breaks, when
+// allowed): the common case, returned unchanged without decoding runes.
+func printableASCII(s string, newlines bool) bool {
+	// Eight bytes at a time: a word passes when no byte is below 0x20 and
+	// none above 0x7e (the "has less" and "has more" bit tricks, exact for
+	// these bounds); any other word is checked byte by byte below.
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		if ((x-ones*0x20)&^x|(x+ones*(0x7f-0x7e)|x))&highs != 0 {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e {
+			if c != '\n' || !newlines {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// welcomeText is the seed's welcome, byte for byte.
+func welcomeText(name string) string {
+	return "\n" + separator + "\n✓ Secure connection established!\nWelcome " + name +
+		"!\nAll messages are encrypted with AES-256\n" + separator
+}
+
+// listText is the seed's /list answer.
+func listText(names []string) string {
+	return fmt.Sprintf("\n%s\nOnline Users (%d): %s\n%s", separator, len(names), strings.Join(names, ", "), separator)
+}
