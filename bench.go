@@ -214,7 +214,7 @@ type benchServer struct {
 // logEvent counts why the server dropped clients: a run that loses
 // messages can say whether the server kicked readers, and why.
 func (bs *benchServer) logEvent(ev serverEvent) {
-	if ev.Kind != "LEAVE" || isWarmupLeave(ev.Text) {
+	if ev.Kind != evLeave || isWarmupLeave(ev.Text) {
 		return
 	}
 	_, why, ok := strings.Cut(ev.Text, " left the chat (")

@@ -1,14 +1,16 @@
-// The classic suite: the seed's protocol, byte for byte.
+// The classic suite: the seed's protocol, byte for byte, to read beside
+// the seed's server.py and client.py. The record seal and open (the seed's
+// encrypt_message and decrypt_message), the RSA-OAEP key transport, then
+// the handshake, server side and client side, with the protocol's steps
+// numbered as in SPEC.md and the README.
 //
-// RSA-OAEP (SHA-1, MGF1-SHA-1, empty label) carries a 32-byte AES key, and
-// every record is base64(IV || AES-256-CBC(PKCS#7(text))). It has no
-// integrity and no forward secrecy; encchat keeps it so the seed's peers
-// interoperate, and shows what it lacks.
+// It has no integrity and no forward secrecy; encchat keeps it so the
+// seed's peers interoperate, and shows what it lacks.
 
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -18,16 +20,25 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	asmbase64 "github.com/segmentio/asm/base64"
 	"io"
 	"slices"
 	"unicode/utf8"
 )
 
+// The seed's configuration.
+const (
+	rsaBits         = 2048
+	rsaBlobSize     = rsaBits / 8 // RSA-OAEP ciphertext of the AES key
+	aesKeySize      = 32          // AES-256
+	cbcIVSize       = aes.BlockSize
+	handshakeOKText = "HANDSHAKE_OK"
+)
+
+// classicCipher seals and opens classic records with one AES-256 key.
 // It is safe for concurrent use: it keeps no state but the key schedule.
 type classicCipher struct {
 	block cipher.Block
-	rand  io.Reader
+	rand  io.Reader // where IVs come from: crypto/rand unless a test injects one
 }
 
 func newClassicCipher(key []byte, random io.Reader) (*classicCipher, error) {
@@ -44,141 +55,30 @@ func newClassicCipher(key []byte, random io.Reader) (*classicCipher, error) {
 	return &classicCipher{block: block, rand: random}, nil
 }
 
-// sealedLen is the base64 length of a classic record holding n bytes of text.
-func sealedLen(n int) int {
-	padded := (n/aes.BlockSize + 1) * aes.BlockSize
-	return base64.StdEncoding.EncodedLen(cbcIVSize + padded)
-}
-
-// seal returns base64(IV || AES-256-CBC(PKCS#7(text))) with a fresh IV.
+// seal is the seed's encrypt_message: base64(IV || AES-256-CBC(PKCS#7(text)))
+// with a fresh random IV.
 func (c *classicCipher) seal(text []byte) ([]byte, error) {
-	return c.appendSeal(nil, text)
-}
-
-// appendSeal appends the sealed record for text to dst.
-func (c *classicCipher) appendSeal(dst, text []byte) ([]byte, error) {
-	raw, err := encryptCBC(c, nil, c.rand, nil, text)
-	if err != nil {
-		return dst, err
-	}
-	return appendRecordBase64(dst, raw), nil
-}
-
-// recordBase64 is the classic records' base64: the standard encoding, with
-// AVX2 for the bulk of each record and encoding/base64 for the rest and for
-// any input it does not take, so it accepts and rejects exactly what
-// encoding/base64 does (FuzzRecordBase64 checks). Encoding and decoding were
-// a quarter of the CPU of every delivery with encoding/base64 alone.
-var recordBase64 = asmbase64.StdEncoding
-
-// appendRecordBase64 appends the base64 of src to dst.
-func appendRecordBase64(dst, src []byte) []byte {
-	n := recordBase64.EncodedLen(len(src))
-	dst = slices.Grow(dst, n)
-	recordBase64.Encode(dst[len(dst):len(dst)+n], src)
-	return dst[:len(dst)+n]
-}
-
-// cbcMode is a CBC mode whose IV can be reset between records, the way
-// crypto/tls reuses one per connection instead of building one per record.
-type cbcMode interface {
-	cipher.BlockMode
-	SetIV(iv []byte)
-}
-
-// classicSealer seals a stream of records for one goroutine, reusing its
-// CBC encrypter and buffer; the server's writers keep one each.
-type classicSealer struct {
-	c    *classicCipher
-	mode cbcMode
-	raw  []byte        // IV || ciphertext between encryption and encoding
-	ivs  *bufio.Reader // c.rand read ivBatch bytes at a time
-}
-
-// ivBatch is how many random bytes a sealer reads at once: 16 IVs. Each
-// byte is used once, and IVs only need to be unpredictable to whoever
-// chooses the plaintext, which holding them in memory does not change;
-// one read per record cost more than the AES-CBC encryption itself.
-const ivBatch = 16 * cbcIVSize
-
-func (c *classicCipher) sealer() *classicSealer { return &classicSealer{c: c} }
-
-// appendFrame appends text's whole frame (header and sealed record) to dst
-// without allocating once its buffer has grown.
-func (s *classicSealer) appendFrame(dst []byte, text string) ([]byte, error) {
-	if s.ivs == nil {
-		s.ivs = bufio.NewReaderSize(s.c.rand, ivBatch)
-	}
-	raw, err := encryptCBC(s.c, &s.mode, s.ivs, s.raw, text)
-	if err != nil {
-		return dst, err
-	}
-	s.raw = raw
-	start := len(dst)
-	dst = append(dst, "0000000000"...)
-	dst = appendRecordBase64(dst, raw)
-	for i, n := start+headerLen-1, len(dst)-start-headerLen; i >= start; i-- {
-		dst[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return dst, nil
-}
-
-// encryptCBC returns IV || AES-256-CBC(PKCS#7(text)) with a fresh IV from
-// random, in scratch when it is large enough. A non-nil mode keeps the
-// encrypter for the next call.
-func encryptCBC[T ~string | ~[]byte](c *classicCipher, mode *cbcMode, random io.Reader, scratch []byte, text T) ([]byte, error) {
-	padLen := aes.BlockSize - len(text)%aes.BlockSize
-	n := cbcIVSize + len(text) + padLen
-	if cap(scratch) < n {
-		scratch = make([]byte, n)
-	}
-	raw := scratch[:n]
-	iv := raw[:cbcIVSize]
-	if _, err := io.ReadFull(random, iv); err != nil {
+	iv := make([]byte, cbcIVSize)
+	if _, err := io.ReadFull(c.rand, iv); err != nil {
 		return nil, err
 	}
-	body := raw[cbcIVSize:]
-	copy(body, text)
-	for i := len(text); i < len(body); i++ {
-		body[i] = byte(padLen)
-	}
-	c.cbc(mode, iv, cipher.NewCBCEncrypter).CryptBlocks(body, body)
-	return raw, nil
+	encrypted := pkcs7Pad(text)
+	cipher.NewCBCEncrypter(c.block, iv).CryptBlocks(encrypted, encrypted)
+	return base64.StdEncoding.AppendEncode(nil, append(iv, encrypted...)), nil
 }
 
-// cbc returns a CBC mode for iv: *mode with its IV reset when there is
-// one, else a new one, kept in *mode when mode is not nil.
-func (c *classicCipher) cbc(mode *cbcMode, iv []byte, newMode func(cipher.Block, []byte) cipher.BlockMode) cipher.BlockMode {
-	if mode != nil && *mode != nil {
-		(*mode).SetIV(iv)
-		return *mode
-	}
-	m := newMode(c.block, iv)
-	if mode != nil {
-		*mode, _ = m.(cbcMode)
-	}
-	return m
+// pkcs7Pad is the seed's pad(data, 16): text and n bytes of value n, n
+// from 1 to 16 so that the result is whole blocks.
+func pkcs7Pad(text []byte) []byte {
+	n := aes.BlockSize - len(text)%aes.BlockSize
+	padding := bytes.Repeat([]byte{byte(n)}, n)
+	return slices.Concat(text, padding)
 }
 
-// open reverses seal. Every failure is errOpen.
+// open is the seed's decrypt_message. Bad base64, a bad length, bad
+// padding and bad UTF-8 are all errOpen, so nothing is a padding oracle.
 func (c *classicCipher) open(payload []byte) ([]byte, error) {
-	return c.opener().open(payload)
-}
-
-// classicOpener opens a stream of records for one goroutine, reusing its
-// CBC decrypter and buffer: what open returns is valid until its next call.
-type classicOpener struct {
-	c    *classicCipher
-	mode cbcMode
-	raw  []byte
-}
-
-func (c *classicCipher) opener() *classicOpener { return &classicOpener{c: c} }
-
-// open reverses seal. Every failure is errOpen.
-func (o *classicOpener) open(payload []byte) ([]byte, error) {
-	padded, err := o.decryptBlocks(payload)
+	padded, err := c.decryptBlocks(payload)
 	if err != nil {
 		return nil, err
 	}
@@ -189,29 +89,19 @@ func (o *classicOpener) open(payload []byte) ([]byte, error) {
 	return text, nil
 }
 
-// decryptBlocks decodes and CBC-decrypts a classic record without removing
-// the padding: replay uses it to show what a flipped bit does to CBC.
+// decryptBlocks is open without removing the padding: replay uses it to
+// show what a flipped bit does to CBC.
 func (c *classicCipher) decryptBlocks(payload []byte) ([]byte, error) {
-	return c.opener().decryptBlocks(payload)
-}
-
-func (o *classicOpener) decryptBlocks(payload []byte) ([]byte, error) {
-	n := recordBase64.DecodedLen(len(payload))
-	if cap(o.raw) < n {
-		o.raw = make([]byte, n)
-	}
-	raw := o.raw[:n]
-	n, err := recordBase64.Decode(raw, payload)
+	raw, err := base64.StdEncoding.AppendDecode(nil, payload)
 	if err != nil {
 		return nil, errOpen
 	}
-	raw = raw[:n]
 	if len(raw) < cbcIVSize+aes.BlockSize || (len(raw)-cbcIVSize)%aes.BlockSize != 0 {
 		return nil, errOpen
 	}
-	body := raw[cbcIVSize:]
-	o.c.cbc(&o.mode, raw[:cbcIVSize], cipher.NewCBCDecrypter).CryptBlocks(body, body)
-	return body, nil
+	iv, ciphertext := raw[:cbcIVSize], raw[cbcIVSize:]
+	cipher.NewCBCDecrypter(c.block, iv).CryptBlocks(ciphertext, ciphertext)
+	return ciphertext, nil
 }
 
 // pkcs7Unpad checks and strips PKCS#7 padding in constant time with respect
@@ -260,27 +150,41 @@ func oaepDecrypt(priv *rsa.PrivateKey, blob, label []byte) ([]byte, error) {
 	return out, nil
 }
 
-// classicHandshake is the seed's handshake, server side: PEM key out,
-// RSA-OAEP blob in, HANDSHAKE_OK out.
-func (s *server) classicHandshake(rw frameRW) (recordCipher, error) {
-	if err := writeFrame(rw, s.pemKey); err != nil {
+// classicServerHandshake is the seed's handshake, server side, with the
+// key cfg.Key. Steps 4 and 5 (the username and the welcome) are the same
+// in both suites: server.go does them.
+func classicServerHandshake(rw io.ReadWriter, cfg *handshakeConfig) (recordCipher, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Key == nil {
+		return nil, errors.New("no server key")
+	}
+
+	// Step 1: send the public key, as PEM.
+	pemKey, err := marshalPublicKeyPEM(&cfg.Key.PublicKey)
+	if err != nil {
 		return nil, err
 	}
-	s.logf("HANDSHAKE", "Sent RSA public key (%d bytes)", len(s.pemKey))
+	if err := writeFrame(rw, pemKey); err != nil {
+		return nil, err
+	}
+	cfg.Log(fmt.Sprintf("Sent RSA public key (%d bytes)", len(pemKey)))
+
+	// Step 2: receive the AES key under RSA-OAEP, and decrypt it.
 	blob, err := readFrame(rw)
 	if err != nil {
 		return nil, err
 	}
-	s.logf("HANDSHAKE", "Received encrypted AES key (%d bytes)", len(blob))
-	s.rsaSlots <- struct{}{}
-	key, err := classicUnwrapKey(s.cfg.Key, blob)
-	<-s.rsaSlots
+	cfg.Log(fmt.Sprintf("Received encrypted AES key (%d bytes)", len(blob)))
+	var key []byte
+	cfg.Limit(func() { key, err = classicUnwrapKey(cfg.Key, blob) })
 	if err != nil {
 		return nil, err
 	}
-	s.cfg.Keylog.logKey("CLASSIC", blob[:8], key)
-	s.logf("HANDSHAKE", "Decrypted AES-256 key (%d bytes)", len(key))
-	rc, err := newClassicCipher(key, s.cfg.Rand)
+	cfg.Keylog.logKey(keylogClassic, blob[:8], key)
+	cfg.Log(fmt.Sprintf("Decrypted AES-256 key (%d bytes)", len(key)))
+
+	// Step 3: prove it, with HANDSHAKE_OK sealed under that key.
+	rc, err := newClassicCipher(key, cfg.Rand)
 	if err != nil {
 		return nil, err
 	}
@@ -291,26 +195,34 @@ func (s *server) classicHandshake(rw frameRW) (recordCipher, error) {
 	if err := writeFrame(rw, ok); err != nil {
 		return nil, err
 	}
-	s.logf("HANDSHAKE", "Sent encrypted confirmation")
+	cfg.Log("Sent encrypted confirmation")
 	return rc, nil
 }
 
-// classicHandshake is the seed's handshake, client side, as five steps.
-func (cfg clientConfig) classicHandshake(rw frameRW, first []byte, check func(*rsa.PublicKey, string) (string, error)) (recordCipher, error) {
-	if cfg.Suite == suiteModern {
-		return nil, &downgradeError{Addr: cfg.Addr, Want: suiteModern, Got: suiteClassic, Why: "-suite modern was asked for"}
-	}
+// classicClientHandshake is the seed's handshake, client side, from the
+// server's first frame (first, its PEM key). It reports the walk-through
+// the seed's client.py prints, [1/5] to [5/5]; those are not the protocol's
+// steps, which the comments number. Steps 4 and 5 (the username and the
+// welcome) are the same in both suites: session.go does them.
+func classicClientHandshake(rw io.ReadWriter, first []byte, cfg *handshakeConfig) (recordCipher, error) {
+	cfg = cfg.withDefaults()
+
+	// Step 1: the server's public key, checked against its pin.
 	pub, err := parsePublicKeyPEM(first)
 	if err != nil {
 		return nil, err
 	}
-	note, err := check(pub, suiteClassic)
+	if cfg.CheckKey == nil {
+		return nil, errors.New("no server key check")
+	}
+	note, err := cfg.CheckKey(pub)
 	if err != nil {
 		return nil, err
 	}
 	cfg.Step(handshakeStep{N: 1, Total: 5, Title: "Receiving server's RSA public key...",
 		Results: []string{fmt.Sprintf("Received RSA-%d public key (%d bytes)", pub.N.BitLen(), len(first)), note}})
 
+	// Step 2: a fresh AES-256 key, sent under RSA-OAEP.
 	key := make([]byte, aesKeySize)
 	if _, err := io.ReadFull(cfg.Rand, key); err != nil {
 		return nil, err
@@ -328,10 +240,11 @@ func (cfg clientConfig) classicHandshake(rw frameRW, first []byte, check func(*r
 	if err := writeFrame(rw, blob); err != nil {
 		return nil, err
 	}
-	cfg.Keylog.logKey("CLASSIC", blob[:8], key)
+	cfg.Keylog.logKey(keylogClassic, blob[:8], key)
 	cfg.Step(handshakeStep{N: 4, Total: 5, Title: "Sending encrypted AES key to server...",
 		Results: []string{"Sent encrypted key"}})
 
+	// Step 3: HANDSHAKE_OK proves the server holds the RSA key.
 	rc, err := newClassicCipher(key, cfg.Rand)
 	if err != nil {
 		return nil, err

@@ -1,22 +1,15 @@
 // What both suites share: the record-cipher interface a handshake returns,
-// the suite names, the sizes of the seed's keys, and the errors every
-// decryption failure collapses into. The classic suite is in classic.go,
-// the modern one in modern.go.
+// the configuration every handshake takes, the suite names, and the errors
+// every decryption failure collapses into. The classic suite is in
+// classic.go, the modern one in modern.go and modern_handshake.go.
 
 package main
 
 import (
-	"crypto/aes"
+	"crypto/rand"
+	"crypto/rsa"
 	"errors"
-)
-
-// Classic suite constants, from the seed's protocol.
-const (
-	rsaBits         = 2048
-	rsaBlobSize     = rsaBits / 8 // RSA-OAEP ciphertext of the AES key
-	aesKeySize      = 32          // AES-256
-	cbcIVSize       = aes.BlockSize
-	handshakeOKText = "HANDSHAKE_OK"
+	"io"
 )
 
 // Suite names, as on the command line and in known_servers.
@@ -44,4 +37,46 @@ type recordCipher interface {
 	open(payload []byte) ([]byte, error)
 }
 
-// classicCipher seals and opens classic records with one AES-256 key.
+// handshakeConfig is what a handshake needs, in either suite. Both suites'
+// handshakes have the same shape, so a server or client picks one in one
+// place:
+//
+//	server: func(rw io.ReadWriter, cfg *handshakeConfig) (recordCipher, error)
+//	client: func(rw io.ReadWriter, first []byte, cfg *handshakeConfig) (recordCipher, error)
+//
+// where first is the server's first frame, which the client read to choose.
+type handshakeConfig struct {
+	Rand   io.Reader // nil: crypto/rand
+	Keylog *keylog   // nil: no key log
+
+	// The server's side.
+	Key   *rsa.PrivateKey
+	Log   func(string) // one line per step
+	Limit func(func()) // runs the RSA decryption (classic): the server allows one per core at a time
+
+	// The client's side.
+	CheckKey func(*rsa.PublicKey) (note string, err error) // the server key against its pin; an error aborts before the client sends anything
+	Step     func(handshakeStep)                           // the walk-through
+}
+
+// withDefaults returns a copy of cfg (which may be nil) with every nil
+// field but Key, Keylog and CheckKey filled in.
+func (cfg *handshakeConfig) withDefaults() *handshakeConfig {
+	var c handshakeConfig
+	if cfg != nil {
+		c = *cfg
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
+	if c.Log == nil {
+		c.Log = func(string) {}
+	}
+	if c.Limit == nil {
+		c.Limit = func(f func()) { f() }
+	}
+	if c.Step == nil {
+		c.Step = func(handshakeStep) {}
+	}
+	return &c
+}

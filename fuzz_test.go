@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -99,29 +98,6 @@ func FuzzClassicOpen(f *testing.F) {
 			}
 		} else if err != errOpen {
 			t.Fatalf("non-UTF-8 text opened: %v", err)
-		}
-	})
-}
-
-// FuzzRecordBase64 checks that the records' base64 (AVX2 for the bulk)
-// encodes exactly as encoding/base64 does, and on any input at all decodes
-// to the same bytes or fails the same way.
-func FuzzRecordBase64(f *testing.F) {
-	f.Add([]byte("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="))
-	f.Add([]byte(strings.Repeat("QUJD", 40) + "\n" + strings.Repeat("+/+/", 10)))
-	f.Add([]byte(strings.Repeat("A", 64) + "*" + strings.Repeat("A", 63)))
-	f.Add([]byte(strings.Repeat("ab", 100)))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		want := base64.StdEncoding.EncodeToString(data)
-		if got := appendRecordBase64([]byte("x"), data); string(got) != "x"+want {
-			t.Fatalf("encode(%x) = %q, want %q", data, got[1:], want)
-		}
-		wantDst := make([]byte, base64.StdEncoding.DecodedLen(len(data)))
-		wantN, wantErr := base64.StdEncoding.Decode(wantDst, data)
-		gotDst := make([]byte, recordBase64.DecodedLen(len(data)))
-		gotN, gotErr := recordBase64.Decode(gotDst, data)
-		if (gotErr == nil) != (wantErr == nil) || (wantErr == nil && !bytes.Equal(gotDst[:gotN], wantDst[:wantN])) {
-			t.Fatalf("decode(%q) = %x, %v; encoding/base64 gives %x, %v", data, gotDst[:gotN], gotErr, wantDst[:wantN], wantErr)
 		}
 	})
 }

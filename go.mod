@@ -8,7 +8,6 @@ require (
 	github.com/fatih/color v1.19.0
 	github.com/gopacket/gopacket v1.7.7
 	github.com/mattn/go-isatty v0.0.20
-	github.com/segmentio/asm v1.2.1
 )
 
 require (

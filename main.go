@@ -214,18 +214,18 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	logEvent := func(ev serverEvent) {
 		c := pal.handshake
 		switch ev.Kind {
-		case "JOIN":
+		case evJoin:
 			c = pal.join
-		case "LEAVE":
+		case evLeave:
 			c = pal.leave
-		case "REFUSED", "DROPPED", "LIMIT":
+		case evRefused, evDropped, evLimit:
 			c = pal.warn
-		case "PM ENCRYPTED":
+		case evPM:
 			c = pal.private
-		case "ENCRYPTED BROADCAST":
+		case evBroadcast:
 			c = pal.own
 		}
-		fmt.Fprintf(stdout, "[%s] %s %s\n", ev.Time.Format("15:04:05"), c.Sprint("["+ev.Kind+"]"), sanitizeText(ev.Text))
+		fmt.Fprintf(stdout, "[%s] %s %s\n", ev.Time.Format("15:04:05"), c.Sprint("["+string(ev.Kind)+"]"), sanitizeText(ev.Text))
 	}
 	srv, err := newServer(serverConfig{
 		Key: key, Suite: *suite, HandshakeTimeout: *hsTimeout, MaxClients: *maxClients,

@@ -13,7 +13,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
 	"errors"
 	"fmt"
@@ -149,11 +148,11 @@ func (m *mitmSession) handshakes() error {
 	}
 	m.report(fmt.Sprintf("%s: the real server speaks the %s suite with key %s; offering the client the tap's key instead", m.label, m.suite, m.serverKey))
 
-	if m.suite == suiteClassic {
-		m.toClient, err = mitmClassicServer(m.down, m.key)
-	} else {
-		m.toClient, err = serverHandshakeModern(m.down, m.key, rand.Reader, nil, nil)
+	asServer, asClient := classicServerHandshake, classicClientHandshake
+	if m.suite == suiteModern {
+		asServer, asClient = serverHandshakeModern, clientHandshakeModern
 	}
+	m.toClient, err = asServer(m.down, &handshakeConfig{Key: m.key})
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return errors.New("the client hung up during the handshake: it refused the tap's key (it checks the server key); nothing intercepted")
@@ -161,11 +160,9 @@ func (m *mitmSession) handshakes() error {
 		return fmt.Errorf("handshake with the client failed, nothing intercepted: %w", err)
 	}
 
-	if m.suite == suiteClassic {
-		m.toServer, err = mitmClassicClient(m.up, first)
-	} else {
-		m.toServer, err = clientHandshakeModern(m.up, first, rand.Reader, nil, func(*rsa.PublicKey) error { return nil }, nil)
-	}
+	// The tap takes whatever key the real server sends.
+	acceptAny := func(*rsa.PublicKey) (string, error) { return "", nil }
+	m.toServer, err = asClient(m.up, first, &handshakeConfig{CheckKey: acceptAny})
 	if err != nil {
 		return fmt.Errorf("handshake with the real server failed: %w", err)
 	}
@@ -219,64 +216,4 @@ func (m *mitmSession) reportText(text string, fromClient bool) {
 			m.report(fmt.Sprintf("[MITM] %s: %s", who, line))
 		}
 	}
-}
-
-// mitmClassicServer is the classic handshake, server side, with the tap's key.
-func mitmClassicServer(rw io.ReadWriter, key *rsa.PrivateKey) (recordCipher, error) {
-	pemKey, err := marshalPublicKeyPEM(&key.PublicKey)
-	if err != nil {
-		return nil, err
-	}
-	if err := writeFrame(rw, pemKey); err != nil {
-		return nil, err
-	}
-	blob, err := readFrame(rw)
-	if err != nil {
-		return nil, err
-	}
-	aesKey, err := classicUnwrapKey(key, blob)
-	if err != nil {
-		return nil, err
-	}
-	rc, err := newClassicCipher(aesKey, rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	ok, err := rc.seal([]byte(handshakeOKText))
-	if err != nil {
-		return nil, err
-	}
-	return rc, writeFrame(rw, ok)
-}
-
-// mitmClassicClient is the classic handshake, client side, accepting
-// whatever key the server sent (first is its PEM frame).
-func mitmClassicClient(rw io.ReadWriter, first []byte) (recordCipher, error) {
-	pub, err := parsePublicKeyPEM(first)
-	if err != nil {
-		return nil, err
-	}
-	aesKey := make([]byte, aesKeySize)
-	if _, err := io.ReadFull(rand.Reader, aesKey); err != nil {
-		return nil, err
-	}
-	blob, err := classicWrapKey(rand.Reader, pub, aesKey)
-	if err != nil {
-		return nil, err
-	}
-	if err := writeFrame(rw, blob); err != nil {
-		return nil, err
-	}
-	rc, err := newClassicCipher(aesKey, rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	payload, err := readFrame(rw)
-	if err != nil {
-		return nil, err
-	}
-	if ok, err := rc.open(payload); err != nil || string(ok) != handshakeOKText {
-		return nil, errors.New("the real server's confirmation does not decrypt to HANDSHAKE_OK")
-	}
-	return rc, nil
 }

@@ -124,7 +124,7 @@ func TestMITMInsecureClientIsIntercepted(t *testing.T) {
 			mt.waitLine(t, "[MITM] server → alice: ")
 			mt.waitLine(t, "intercepting ("+suite+" suite)")
 			// The real server saw a normal client.
-			ts.logged(t, "JOIN", "alice joined")
+			ts.logged(t, evJoin, "alice joined")
 		})
 	}
 }
@@ -170,7 +170,7 @@ func TestMITMPinnedClientRefuses(t *testing.T) {
 				}
 				ts.mu.Lock()
 				for _, ev := range ts.log {
-					if ev.Kind == "JOIN" {
+					if ev.Kind == evJoin {
 						t.Errorf("server log: %v", ev)
 					}
 				}

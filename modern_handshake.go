@@ -8,7 +8,6 @@ import (
 	"crypto/ecdh"
 	"crypto/hmac"
 	"crypto/mlkem"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -87,15 +86,11 @@ type serverHandshakeState struct {
 }
 
 // serverHandshakeModern runs the modern handshake from the server's first
-// frame to both Finished messages. report gets one line per step.
-func serverHandshakeModern(rw io.ReadWriter, priv *rsa.PrivateKey, random io.Reader, kl *keylog, report func(string)) (recordCipher, error) {
-	if random == nil {
-		random = rand.Reader
-	}
-	if report == nil {
-		report = func(string) {}
-	}
-	hs := &serverHandshakeState{t: newTranscript(rw), priv: priv, rand: random, keylog: kl, report: report}
+// frame to both Finished messages, with the key cfg.Key. cfg.Log gets one
+// line per step.
+func serverHandshakeModern(rw io.ReadWriter, cfg *handshakeConfig) (recordCipher, error) {
+	cfg = cfg.withDefaults()
+	hs := &serverHandshakeState{t: newTranscript(rw), priv: cfg.Key, rand: cfg.Rand, keylog: cfg.Keylog, report: cfg.Log}
 	return hs.handshake()
 }
 
@@ -251,16 +246,22 @@ type clientHandshakeState struct {
 const clientSteps = 5
 
 // clientHandshakeModern continues after the client read the server's first
-// frame (first is its payload). check is called with the server's
-// long-term key before the client sends anything; its error aborts.
-func clientHandshakeModern(rw io.ReadWriter, first []byte, random io.Reader, kl *keylog, check func(*rsa.PublicKey) error, report func(handshakeStep)) (recordCipher, error) {
-	if random == nil {
-		random = rand.Reader
+// frame (first is its payload). cfg.CheckKey is called with the server's
+// long-term key before the client sends anything; its error aborts, and
+// its note, if any, is a step of the walk-through of its own.
+func clientHandshakeModern(rw io.ReadWriter, first []byte, cfg *handshakeConfig) (recordCipher, error) {
+	cfg = cfg.withDefaults()
+	var check func(*rsa.PublicKey) error
+	if cfg.CheckKey != nil {
+		check = func(pub *rsa.PublicKey) error {
+			note, err := cfg.CheckKey(pub)
+			if err == nil && note != "" {
+				cfg.Step(handshakeStep{Title: "Server identity", Results: []string{note}})
+			}
+			return err
+		}
 	}
-	if report == nil {
-		report = func(handshakeStep) {}
-	}
-	hs := &clientHandshakeState{t: newTranscript(rw), rand: random, keylog: kl, check: check, report: report}
+	hs := &clientHandshakeState{t: newTranscript(rw), rand: cfg.Rand, keylog: cfg.Keylog, check: check, report: cfg.Step}
 	return hs.handshake(first)
 }
 

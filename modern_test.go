@@ -27,7 +27,7 @@ import (
 // modernTestKey is the shared test RSA key (crypto_test.go's testRSAKey).
 func modernTestKey(t testing.TB) *rsa.PrivateKey { return testRSAKey(t) }
 
-func modernAcceptAnyKey(*rsa.PublicKey) error { return nil }
+func modernAcceptAnyKey(*rsa.PublicKey) (string, error) { return "", nil }
 
 // modernLoopback returns a connected pair of TCP connections on 127.0.0.1.
 func modernLoopback(t testing.TB) (client, server net.Conn) {
@@ -92,7 +92,7 @@ func (e *modernEnd) recv() (string, error) {
 // modernOpts varies runModernHandshake.
 type modernOpts struct {
 	wrapClient func(net.Conn) net.Conn // sits on the client's socket: an on-path attacker
-	check      func(*rsa.PublicKey) error
+	check      func(*rsa.PublicKey) (string, error)
 	deadline   time.Duration
 	server     *serverHandshakeState // filled in after the handshake, for white-box tests
 }
@@ -135,7 +135,7 @@ func runModernHandshake(t testing.TB, cconn, sconn net.Conn, o *modernOpts) (cli
 		err = errors.New("first frame is not a modern hello")
 	}
 	if err == nil {
-		cli.rc, err = clientHandshakeModern(frameRW{cli.br, cconn}, first, rand.Reader, nil, o.check, nil)
+		cli.rc, err = clientHandshakeModern(frameRW{cli.br, cconn}, first, &handshakeConfig{CheckKey: o.check})
 	}
 	if err != nil {
 		cli.err = err
@@ -258,9 +258,9 @@ func TestModernServerKeyCheck(t *testing.T) {
 	refused := errors.New("pinned key does not match")
 	var wrote int
 	count := func(nc net.Conn) net.Conn { return &modernCountWrites{Conn: nc, n: &wrote} }
-	cli, srv := runModernHandshake(t, c, s, &modernOpts{wrapClient: count, check: func(pub *rsa.PublicKey) error {
+	cli, srv := runModernHandshake(t, c, s, &modernOpts{wrapClient: count, check: func(pub *rsa.PublicKey) (string, error) {
 		seen = pub
-		return refused
+		return "", refused
 	}})
 	if !errors.Is(cli.err, refused) {
 		t.Errorf("client error %v, want the check's error", cli.err)
@@ -294,7 +294,7 @@ func TestModernClientSteps(t *testing.T) {
 	done := make(chan error, 1)
 	var lines []string
 	go func() {
-		_, err := serverHandshakeModern(s, modernTestKey(t), nil, nil, func(l string) { lines = append(lines, l) })
+		_, err := serverHandshakeModern(s, &handshakeConfig{Key: modernTestKey(t), Log: func(l string) { lines = append(lines, l) }})
 		done <- err
 	}()
 	br := bufio.NewReader(c)
@@ -303,7 +303,7 @@ func TestModernClientSteps(t *testing.T) {
 		t.Fatal(err)
 	}
 	var steps []handshakeStep
-	_, err = clientHandshakeModern(frameRW{br, c}, first, nil, nil, modernAcceptAnyKey, func(st handshakeStep) { steps = append(steps, st) })
+	_, err = clientHandshakeModern(frameRW{br, c}, first, &handshakeConfig{CheckKey: modernAcceptAnyKey, Step: func(st handshakeStep) { steps = append(steps, st) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -483,11 +483,11 @@ func TestModernSignatureBindsTranscript(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldSig := s2c[1][1:]
-	pinned := func(pub *rsa.PublicKey) error {
+	pinned := func(pub *rsa.PublicKey) (string, error) {
 		if !pub.Equal(&modernTestKey(t).PublicKey) {
-			return errors.New("not the pinned key")
+			return "", errors.New("not the pinned key")
 		}
-		return nil
+		return "", nil
 	}
 
 	ownShares := func() (*serverHelloMsg, *ecdh.PrivateKey, *mlkem.DecapsulationKey768) {
@@ -542,7 +542,7 @@ func TestModernSignatureBindsTranscript(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = clientHandshakeModern(frameRW{br, c}, first, nil, nil, pinned, nil)
+			_, err = clientHandshakeModern(frameRW{br, c}, first, &handshakeConfig{CheckKey: pinned})
 			if !errors.Is(err, alertBadSignature) {
 				t.Errorf("client accepted an old signature: %v, want %v", err, alertBadSignature)
 			}
@@ -558,7 +558,7 @@ func TestModernHandshakeErrors(t *testing.T) {
 	spki, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
 	dk, _ := modernTestKEM()
 	zero := &serverHelloMsg{random: make([]byte, 32), x25519: make([]byte, 32), mlkemEK: dk, spki: spki}
-	_, err := clientHandshakeModern(&bytes.Buffer{}, zero.marshal(), nil, nil, modernAcceptAnyKey, nil)
+	_, err := clientHandshakeModern(&bytes.Buffer{}, zero.marshal(), &handshakeConfig{CheckKey: modernAcceptAnyKey})
 	if !errors.Is(err, alertIllegalParameter) {
 		t.Errorf("all-zero X25519 share: %v, want %v", err, alertIllegalParameter)
 	}
@@ -569,7 +569,7 @@ func TestModernHandshakeErrors(t *testing.T) {
 	_, err = serverHandshakeModern(struct {
 		io.Reader
 		io.Writer
-	}{in, &out}, priv, nil, nil, nil)
+	}{in, &out}, &handshakeConfig{Key: priv})
 	if !errors.Is(err, alertUnexpectedMessage) {
 		t.Errorf("classic blob: %v, want %v", err, alertUnexpectedMessage)
 	}
@@ -582,7 +582,7 @@ func TestModernHandshakeErrors(t *testing.T) {
 	_, err = serverHandshakeModern(struct {
 		io.Reader
 		io.Writer
-	}{in, io.Discard}, priv, nil, nil, nil)
+	}{in, io.Discard}, &handshakeConfig{Key: priv})
 	if !errors.Is(err, alertDecodeError) {
 		t.Errorf("oversized frame: %v, want %v", err, alertDecodeError)
 	}
@@ -1259,7 +1259,7 @@ func FuzzClientHandshake(f *testing.F) {
 			io.Reader
 			io.Writer
 		}{bytes.NewReader(stream), io.Discard}
-		if _, err := clientHandshakeModern(rw, first, nil, nil, modernAcceptAnyKey, nil); err == nil {
+		if _, err := clientHandshakeModern(rw, first, &handshakeConfig{CheckKey: modernAcceptAnyKey}); err == nil {
 			t.Fatalf("handshake finished against a fuzzed server")
 		}
 	})
@@ -1275,7 +1275,7 @@ func FuzzServerHandshake(f *testing.F) {
 			io.Reader
 			io.Writer
 		}{bytes.NewReader(stream), io.Discard}
-		if _, err := serverHandshakeModern(rw, modernFuzzKey(), nil, nil, nil); err == nil {
+		if _, err := serverHandshakeModern(rw, &handshakeConfig{Key: modernFuzzKey()}); err == nil {
 			t.Fatalf("handshake finished against a fuzzed client")
 		}
 	})
@@ -1354,7 +1354,6 @@ func benchmarkModernSealOpen(b *testing.B, n int) {
 func BenchmarkHandshakeServerCost(b *testing.B) {
 	priv := modernTestKey(b)
 	b.Run("classic", func(b *testing.B) {
-		pemKey, _ := marshalPublicKeyPEM(&priv.PublicKey)
 		blob, err := classicWrapKey(rand.Reader, &priv.PublicKey, make([]byte, aesKeySize))
 		if err != nil {
 			b.Fatal(err)
@@ -1363,31 +1362,8 @@ func BenchmarkHandshakeServerCost(b *testing.B) {
 		for b.Loop() {
 			c, s := net.Pipe()
 			done := make(chan error, 1)
-			go func() { // the classic server's steps, as session.go runs them
-				br := bufio.NewReader(s)
-				if err := writeFrame(s, pemKey); err != nil {
-					done <- err
-					return
-				}
-				got, err := readFrame(br)
-				if err != nil {
-					done <- err
-					return
-				}
-				key, err := classicUnwrapKey(priv, got)
-				if err != nil {
-					done <- err
-					return
-				}
-				rc, err := newClassicCipher(key, nil)
-				if err != nil {
-					done <- err
-					return
-				}
-				ok, err := rc.seal([]byte(handshakeOKText))
-				if err == nil {
-					err = writeFrame(s, ok)
-				}
+			go func() {
+				_, err := classicServerHandshake(s, &handshakeConfig{Key: priv})
 				done <- err
 			}()
 			br := bufio.NewReader(c)
@@ -1412,7 +1388,7 @@ func BenchmarkHandshakeServerCost(b *testing.B) {
 			c, s := net.Pipe()
 			done := make(chan error, 1)
 			go func() {
-				_, err := serverHandshakeModern(s, priv, nil, nil, nil)
+				_, err := serverHandshakeModern(s, &handshakeConfig{Key: priv})
 				done <- err
 			}()
 			br := bufio.NewReader(c)

@@ -7,7 +7,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -79,7 +78,7 @@ func (s *replServer) logged(kind, text string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ev := range s.events {
-		if ev.Kind == kind && ev.Text == text {
+		if string(ev.Kind) == kind && ev.Text == text {
 			return true
 		}
 	}
@@ -154,16 +153,11 @@ func (p *replPeer) expect(t *testing.T, re string) string {
 	}
 }
 
-// replFakeServer accepts one client, runs the classic handshake by hand with
-// crypto.go's functions, and hands the session to script; it is how a
-// malicious or crashing server is played.
+// replFakeServer accepts one client, runs the classic handshake, and hands
+// the session to script; it is how a malicious or crashing server is played.
 func replFakeServer(t *testing.T, script func(conn net.Conn, rc recordCipher, name string)) string {
 	t.Helper()
 	key := testRSAKey(t)
-	pemKey, err := marshalPublicKeyPEM(&key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -177,22 +171,8 @@ func replFakeServer(t *testing.T, script func(conn net.Conn, rc recordCipher, na
 		}
 		defer conn.Close()
 		conn.SetDeadline(time.Now().Add(replWait))
-		if writeFrame(conn, pemKey) != nil {
-			return
-		}
-		blob, err := readFrame(conn)
+		rc, err := classicServerHandshake(conn, &handshakeConfig{Key: key})
 		if err != nil {
-			return
-		}
-		aesKey, err := classicUnwrapKey(key, blob)
-		if err != nil {
-			return
-		}
-		rc, err := newClassicCipher(aesKey, rand.Reader)
-		if err != nil {
-			return
-		}
-		if replSend(conn, rc, handshakeOKText) != nil {
 			return
 		}
 		payload, err := readFrame(conn)

@@ -81,9 +81,8 @@ type clientSession struct {
 	welcome string
 	Dropped int // classic records that did not decrypt, skipped
 
-	open func([]byte) ([]byte, error) // recordOpener(rc), for Recv only
-	buf  []byte                       // Recv's frame buffer
-	wmu  sync.Mutex
+	buf []byte // Recv's frame buffer
+	wmu sync.Mutex
 }
 
 // clientHandshake runs the handshake the server's first frame asks for,
@@ -106,35 +105,34 @@ func clientHandshake(conn net.Conn, cfg clientConfig) (*clientSession, error) {
 		conn.Close()
 		return nil, handshakeError(err, "server hello")
 	}
-	var rc recordCipher
 	var suite string
-	var pin *knownServer
-	check := func(pub *rsa.PublicKey, s string) (string, error) {
-		note, p, err := cfg.checkServerKey(pub, s)
-		pin = p
-		return note, err
-	}
+	var handshake func(io.ReadWriter, []byte, *handshakeConfig) (recordCipher, error)
 	switch {
 	case strings.HasPrefix(string(first), "ERROR:"):
 		err = &refusedError{Text: sanitizeText(string(first))}
 	case isPublicKeyPEM(first):
-		suite = suiteClassic
-		rc, err = cfg.classicHandshake(rw, first, check)
+		suite, handshake = suiteClassic, classicClientHandshake
+		if cfg.Suite == suiteModern {
+			err = &downgradeError{Addr: cfg.Addr, Want: suiteModern, Got: suiteClassic, Why: "-suite modern was asked for"}
+		}
 	case isModernHello(first):
-		suite = suiteModern
+		suite, handshake = suiteModern, clientHandshakeModern
 		if cfg.Suite == suiteClassic {
 			err = errors.New("server speaks the modern suite, and -suite classic was asked for")
-			break
 		}
-		rc, err = clientHandshakeModern(rw, first, cfg.Rand, cfg.Keylog, func(pub *rsa.PublicKey) error {
-			note, err := check(pub, suiteModern)
-			if err == nil {
-				cfg.Step(handshakeStep{Title: "Server identity", Results: []string{note}})
-			}
-			return err
-		}, cfg.Step)
 	default:
 		err = errors.New("server's first frame is neither a classic public key nor a modern hello")
+	}
+	var rc recordCipher
+	var pin *knownServer
+	if err == nil {
+		rc, err = handshake(rw, first, &handshakeConfig{
+			Rand: cfg.Rand, Keylog: cfg.Keylog, Step: cfg.Step,
+			CheckKey: func(pub *rsa.PublicKey) (note string, err error) {
+				note, pin, err = cfg.checkServerKey(pub, suite)
+				return note, err
+			},
+		})
 	}
 	if err != nil {
 		conn.Close()
@@ -227,19 +225,16 @@ func (c *clientSession) Recv() (string, error) {
 	return sanitizeForTerminal(string(raw)), nil
 }
 
-// recvRaw is Recv returning the text as it decrypted, uncleaned and valid
-// only until the next call: for the bench, which parses and never prints.
+// recvRaw is Recv returning the text as it decrypted, uncleaned: for the
+// bench, which parses and never prints.
 func (c *clientSession) recvRaw() ([]byte, error) {
-	if c.open == nil {
-		c.open = recordOpener(c.rc)
-	}
 	for {
 		payload, err := readFrameInto(c.br, maxFrameLen, c.buf)
 		if err != nil {
 			return nil, err
 		}
 		c.buf = keepBuffer(payload)
-		raw, err := c.open(payload)
+		raw, err := c.rc.open(payload)
 		if err != nil {
 			if c.Suite == suiteClassic {
 				c.Dropped++

@@ -97,23 +97,9 @@ func sanitizeForTerminal(s string) string {
 // printableASCII reports whether s is printable ASCII (and line breaks, when
 // allowed): the common case, returned unchanged without decoding runes.
 func printableASCII(s string, newlines bool) bool {
-	// Eight bytes at a time: a word passes when no byte is below 0x20 and
-	// none above 0x7e (the "has less" and "has more" bit tricks, exact for
-	// these bounds); any other word is checked byte by byte below.
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	i := 0
-	for ; i+8 <= len(s); i += 8 {
-		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		if ((x-ones*0x20)&^x|(x+ones*(0x7f-0x7e)|x))&highs != 0 {
-			break
-		}
-	}
-	for ; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e {
-			if c != '\n' || !newlines {
-				return false
-			}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 || c > 0x7e) && (c != '\n' || !newlines) {
+			return false
 		}
 	}
 	return true
