@@ -309,7 +309,7 @@ func (hs *clientHandshakeState) processServerHello(first []byte) error {
 		return fmt.Errorf("%w: %v", alertIllegalParameter, err)
 	}
 	hs.server = m
-	hs.step(1, "Receiving server hello...",
+	hs.step(1, modernSteps.title(1),
 		fmt.Sprintf("Received server hello (%d bytes): X25519 and ML-KEM-768 key shares, RSA-%d public key", len(first), hs.serverKey.N.BitLen()))
 	return nil
 }
@@ -336,7 +336,7 @@ func (hs *clientHandshakeState) generateKeyShares() error {
 	}
 	hs.hello = &clientHelloMsg{random: random, x25519: hs.ecdhKey.PublicKey().Bytes(), mlkemCT: ct}
 	hs.kemSecret = kemSecret
-	hs.step(2, "Generating ephemeral key shares...",
+	hs.step(2, modernSteps.title(2),
 		"Generated an ephemeral X25519 key",
 		fmt.Sprintf("Encapsulated a fresh ML-KEM-768 secret to the server's key (%d-byte ciphertext)", len(ct)))
 	return nil
@@ -356,7 +356,7 @@ func (hs *clientHandshakeState) establishKeys() error {
 	}
 	hs.ecdhKey, hs.kemSecret = nil, nil // ephemeral: used once
 	hs.keylog.logKey(modernKeylogLabel, hs.hello.random, hs.secrets.traffic)
-	hs.step(3, "Sending client hello...",
+	hs.step(3, modernSteps.title(3),
 		fmt.Sprintf("Sent client hello (%d bytes)", clientHelloLen),
 		"Combined the X25519 and ML-KEM-768 secrets; derived AES-256-GCM keys, one per direction (HKDF-SHA256)")
 	return nil
@@ -375,7 +375,7 @@ func (hs *clientHandshakeState) readServerVerify() error {
 	if err := modernVerify(hs.serverKey, content, m.signature); err != nil {
 		return err
 	}
-	hs.step(4, "Verifying the server's signature over the transcript...",
+	hs.step(4, modernSteps.title(4),
 		fmt.Sprintf("RSA-PSS-SHA256 signature valid (%d bytes): the server holds the key it sent", len(m.signature)))
 	return nil
 }
@@ -401,7 +401,7 @@ func (hs *clientHandshakeState) sendClientFinished() error {
 	if err := hs.t.writeMsg(m.marshal()); err != nil {
 		return err
 	}
-	hs.step(5, "Exchanging Finished messages...",
+	hs.step(5, modernSteps.title(5),
 		"Server Finished valid: the server derived the same keys from the same transcript",
 		"Sent client Finished: records are now AES-256-GCM, numbered per direction")
 	return nil

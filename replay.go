@@ -64,13 +64,14 @@ type replayFrame struct {
 	Dir     wireDir
 	Payload []byte // as on the wire, without the header; valid during decode
 	Tamper  int    // the bit to flip before decrypting, or -1
+	Suite   string // the suite whose decoder claimed the connection, or ""
 
 	// Filled by the decoder.
-	Kind     string   // public-key, key-transport, sealed, opaque, partial
-	What     string   // the sniffer's name for the frame
-	Details  []string // what else the sniffer learns from it
-	Preview  string   // the bytes as the sniffer sees them, shortened
-	Text     []byte   // the plaintext, when a key decrypted it
+	Kind     frameKind // which frame it is (the kinds are in steps.go)
+	What     string    // the sniffer's name for the frame
+	Details  []string  // what else the sniffer learns from it
+	Preview  string    // the bytes as the sniffer sees them, shortened
+	Text     []byte    // the plaintext, when a key decrypted it
 	HasText  bool
 	Key      string   // which key decrypted it
 	Peer     []string // the peer's side when it is not a text (key material)
@@ -94,6 +95,8 @@ type frameMeta struct {
 // replaySuite recognises one suite's connections in a capture. A suite
 // joins replay by implementing it and being listed in replaySuites.
 type replaySuite interface {
+	// name is the suite's name: suiteClassic or suiteModern.
+	name() string
 	// claims reports whether a connection whose first frame (in direction
 	// dir) is first speaks this suite.
 	claims(dir wireDir, first []byte) bool
@@ -119,7 +122,7 @@ type opaqueSession struct{}
 func (opaqueSession) decode(f *replayFrame) { opaqueFrame(f) }
 
 func opaqueFrame(f *replayFrame) {
-	f.Kind = "opaque"
+	f.Kind = kindOpaque
 	f.What = "opaque frame: no suite recognises it"
 	f.Preview = hexPreview(f.Payload, 24)
 	f.Peer = []string{"(not decrypted: unknown format)"}
@@ -176,6 +179,7 @@ type replayConn struct {
 	midStream      bool // no open record: the capture began during it
 	dirs           [2]replayDir
 	sess           replaySession
+	suite          string // the name of the suite that claimed it
 	frames         [2]int
 	bytes          [2]int64
 	shown          bool
@@ -375,7 +379,7 @@ func (rp *replayer) frame(c *replayConn, d wireDir, payload []byte, partial stri
 		rp.tamperConn = c.id
 	}
 	if partial != "" {
-		f.Kind = "partial"
+		f.Kind = kindPartial
 		f.What = "partial frame: " + partial
 		f.Preview = hexPreview(payload, 24)
 		f.Peer = []string{"never delivered: the frame is incomplete"}
@@ -387,13 +391,14 @@ func (rp *replayer) frame(c *replayConn, d wireDir, payload []byte, partial stri
 			c.sess = opaqueSession{}
 			for _, s := range rp.suites {
 				if s.claims(d, payload) {
-					c.sess = s.newSession(rp.opts.keys, c.id)
+					c.sess, c.suite = s.newSession(rp.opts.keys, c.id), s.name()
 					break
 				}
 			}
 		}
 		c.sess.decode(f)
 	}
+	f.Suite = c.suite
 	if !c.shown {
 		return
 	}
@@ -401,7 +406,7 @@ func (rp *replayer) frame(c *replayConn, d wireDir, payload []byte, partial stri
 	switch {
 	case f.HasText:
 		rp.stats.decrypted++
-	case f.Kind == "sealed":
+	case f.Kind == kindSealed:
 		rp.stats.undecrypted++
 	}
 	rp.pace(f.T)

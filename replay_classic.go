@@ -1,6 +1,7 @@
 // Replay's decoder for the classic suite: names the public key, the key
-// transport blob and the sealed records, and opens them with a session key
-// from a keylog, -key, or recovered with the server's RSA key (-rsa-key).
+// transport blob and the sealed records (in the words of classicSteps), and
+// opens them with a session key from a keylog, -key, or recovered with the
+// server's RSA key (-rsa-key).
 
 package main
 
@@ -15,6 +16,8 @@ import (
 )
 
 type classicReplaySuite struct{}
+
+func (classicReplaySuite) name() string { return suiteClassic }
 
 func (classicReplaySuite) claims(dir wireDir, first []byte) bool {
 	switch {
@@ -126,8 +129,9 @@ func (s *classicSession) note(f *replayFrame, format string, args ...any) {
 }
 
 func (s *classicSession) publicKey(f *replayFrame) {
-	f.Kind = "public-key"
-	f.What = "server public key (PEM): readable by anyone"
+	f.Kind = kindPublicKey
+	st := classicSteps.sent(f.Kind)
+	f.What = st.Sniffer
 	f.Preview = pemPreview(f.Payload)
 	pub, err := parsePublicKeyPEM(f.Payload)
 	if err != nil {
@@ -156,16 +160,16 @@ func (s *classicSession) publicKey(f *replayFrame) {
 	case pub != nil && tpub.Equal(pub):
 		f.Tampered = append(f.Tampered, "the key still parses to the same key (the bit fell outside it)")
 	default:
-		f.Tampered = append(f.Tampered, "it now parses as another key, "+fingerprint(tpub)+
-			": a client that pinned the real key refuses it; one that did not sends its session key to a key nobody holds")
+		f.Tampered = append(f.Tampered, "it now parses as another key, "+fingerprint(tpub)+": "+st.Flipped)
 	}
 }
 
 func (s *classicSession) keyTransport(f *replayFrame) {
 	s.blob = true
 	id := f.Payload[:classicKeylogID]
-	f.Kind = "key-transport"
-	f.What = "key-transport blob: the session key under RSA-OAEP, 256 B"
+	f.Kind = kindKeyTransport
+	st := classicSteps.sent(f.Kind)
+	f.What = st.Sniffer
 	f.Meta.SessionID = hex.EncodeToString(id)
 	f.Details = []string{"session id " + f.Meta.SessionID + " (its first 8 bytes: a keylog names the session by them)"}
 	f.Preview = hexPreview(f.Payload, 24)
@@ -189,7 +193,7 @@ func (s *classicSession) keyTransport(f *replayFrame) {
 	case len(s.cands) > 0:
 		f.Peer = []string{"session key: unknown here; -key is tried on the records"}
 	default:
-		f.Peer = []string{"the server decrypts the session key from it (no key for it here)"}
+		f.Peer = []string{st.Peer}
 	}
 	if f.Tamper < 0 {
 		return
@@ -203,7 +207,7 @@ func (s *classicSession) keyTransport(f *replayFrame) {
 		return
 	}
 	if _, err := classicUnwrapKey(s.keys.rsa, t); err != nil {
-		f.Tampered = append(f.Tampered, "RSA-OAEP rejects it: the server cannot recover a key and drops the client")
+		f.Tampered = append(f.Tampered, st.Flipped)
 	} else {
 		f.Tampered = append(f.Tampered, "RSA-OAEP still accepts it")
 	}
@@ -211,7 +215,7 @@ func (s *classicSession) keyTransport(f *replayFrame) {
 
 func (s *classicSession) sealed(f *replayFrame, raw []byte) {
 	ct := len(raw) - cbcIVSize
-	f.Kind = "sealed"
+	f.Kind = kindSealed
 	f.What = "sealed record: AES-256-CBC, base64"
 	f.Meta.IV = hex.EncodeToString(raw[:cbcIVSize])
 	f.Meta.CipherLen, f.Meta.TextMin, f.Meta.TextMax, f.Meta.HasRange = ct, ct-16, ct-1, true

@@ -1,6 +1,6 @@
 // Replay's decoder for the modern suite: the five handshake messages in
-// clear, then AES-256-GCM records numbered per direction, opened only with
-// the session's own traffic secret from a keylog.
+// clear (in the words of modernSteps), then AES-256-GCM records numbered per
+// direction, opened only with the session's own traffic secret from a keylog.
 
 package main
 
@@ -19,12 +19,42 @@ import (
 // the server's RSA key only signed the handshake.
 type modernReplaySuite struct{}
 
+func (modernReplaySuite) name() string { return suiteModern }
+
 func (modernReplaySuite) claims(dir wireDir, first []byte) bool {
 	if dir == wireS2C {
 		return isModernHello(first)
 	}
 	// A capture that missed the ServerHello, or holds it cut short.
-	return modernMessageName(first) == typeClientHello.String()
+	return modernMessage(first) == typeClientHello
+}
+
+// modernMessage is the handshake message a frame's payload holds, or 0 when
+// it holds none. Records can look like typed messages by chance: replay only
+// asks during a direction's handshake.
+func modernMessage(payload []byte) msgType {
+	if isModernHello(payload) {
+		return typeServerHello
+	}
+	if len(payload) == 0 {
+		return 0
+	}
+	switch t := msgType(payload[0]); {
+	case t == typeClientHello && len(payload) == clientHelloLen,
+		t == typeServerVerify && len(payload) == serverVerifyLen,
+		(t == typeServerFinished || t == typeClientFinished) && len(payload) == finishedMsgLen:
+		return t
+	}
+	return 0
+}
+
+// messageKinds are the frame kinds of the handshake messages.
+var messageKinds = map[msgType]frameKind{
+	typeServerHello:    kindServerHello,
+	typeClientHello:    kindClientHello,
+	typeServerVerify:   kindServerVerify,
+	typeServerFinished: kindServerFinished,
+	typeClientFinished: kindClientFinished,
 }
 
 func (modernReplaySuite) newSession(keys *replayKeys, conn int) replaySession {
@@ -61,15 +91,15 @@ type modernSession struct {
 func (s *modernSession) decode(f *replayFrame) {
 	order := modernHandshakeOrder(f.Dir)
 	if s.hs[f.Dir] < len(order) {
-		name := modernMessageName(f.Payload)
+		got := modernMessage(f.Payload)
 		for i := s.hs[f.Dir]; i < len(order); i++ {
-			if name == order[i].String() {
+			if got == order[i] {
 				s.hs[f.Dir] = i + 1
 				s.handshakeMessage(f, order[i])
 				return
 			}
 		}
-		s.unexpected(f, order[s.hs[f.Dir]], name)
+		s.unexpected(f, order[s.hs[f.Dir]], got)
 		return
 	}
 	s.record(f)
@@ -102,16 +132,22 @@ func (s *modernSession) hashHello(payload []byte) {
 	s.hellos++
 }
 
+// handshakeMessage fills f from t's step in modernSteps, and adds what only
+// the frame tells: the keys in it, its length, whether its signature holds.
 func (s *modernSession) handshakeMessage(f *replayFrame, t msgType) {
 	p := f.Payload
+	f.Kind = messageKinds[t]
+	st := modernSteps.sent(f.Kind)
+	f.What = st.Sniffer
 	f.Preview = hexPreview(p, 24)
-	var tampered string // what the receiver does with the message once a bit is flipped
+	if st.Reveals != "" {
+		f.Details = []string{st.Reveals}
+	}
+	f.Peer = []string{st.Peer}
 	where := frameByte
 	var check func(msg []byte) bool // the check a sniffer can run too: the signature
 	switch t {
 	case typeServerHello:
-		f.Kind = "server-hello"
-		f.What = "ServerHello: ephemeral key shares and the server's RSA key, in clear"
 		f.Preview = modernMagic + " " + hexPreview(p[len(modernMagic):], 20)
 		s.hashHello(p)
 		m, err := parseServerHello(p)
@@ -130,14 +166,11 @@ func (s *modernSession) handshakeMessage(f *replayFrame, t msgType) {
 				fmt.Sprintf("RSA-%d, fingerprint %s: readable by anyone; this key only signs, it encrypts nothing", pub.N.BitLen(), fp),
 				fmt.Sprintf("server random %s… · X25519 share %d B · ML-KEM-768 encapsulation key %d B: fresh for this session", hex.EncodeToString(m.random[:8]), len(m.x25519), len(m.mlkemEK)),
 			}
-			f.Peer = []string{"server key " + fp + ": the client checks it against its pin, -fingerprint or -insecure"}
+			f.Peer = []string{"server key " + fp + ": " + st.Peer}
 		}
 		s.noteRSA(f)
 		where = serverHelloField
-		tampered = "the transcript changes, so the server's signature over it no longer verifies: the client closes before it sends anything"
 	case typeClientHello:
-		f.Kind = "client-hello"
-		f.What = "ClientHello: the client's ephemeral key shares, in clear"
 		s.hashHello(p)
 		s.random, _ = modernClientRandom(p)
 		f.Meta.SessionID = hex.EncodeToString(s.random)
@@ -145,7 +178,6 @@ func (s *modernSession) handshakeMessage(f *replayFrame, t msgType) {
 			"client random " + f.Meta.SessionID + " (the session id of its MODERN keylog line)",
 			fmt.Sprintf("X25519 share %d B · ML-KEM-768 ciphertext %d B: only the server's ephemeral ML-KEM key opens it", x25519ShareLen, mlkemCTLen),
 		}
-		f.Peer = []string{"both sides derive the session keys from the key shares (no key for it here)"}
 		if secret, ok := s.keys.lookup(modernKeylogLabel, s.random); ok {
 			c2s, s2c, err := newModernReplayOpeners(secret)
 			if err != nil {
@@ -157,12 +189,8 @@ func (s *modernSession) handshakeMessage(f *replayFrame, t msgType) {
 			}
 		}
 		where = clientHelloField
-		tampered = "the server derives other keys from it, so the client's Finished no longer verifies: the server closes before the username"
 	case typeServerVerify:
-		f.Kind = "server-verify"
-		f.What = fmt.Sprintf("ServerVerify: RSA-PSS-SHA256 signature over the transcript, %d B", len(p)-1)
-		f.Details = []string{"anyone can check it with the key in the ServerHello: it proves who the server is and hides nothing"}
-		f.Peer = []string{"the client checks it with the server's key: only the holder of the private key could make it"}
+		f.What += fmt.Sprintf(", %d B", len(p)-1)
 		if s.serverKey != nil && s.hellos == 2 {
 			content := signedContent(s.transcript.Sum(nil))
 			check = func(msg []byte) bool { return modernVerify(s.serverKey, content, msg[1:]) == nil }
@@ -173,21 +201,9 @@ func (s *modernSession) handshakeMessage(f *replayFrame, t msgType) {
 			}
 		}
 		where = typedField("the signature", rsaSigLen)
-		tampered = "the signature no longer verifies: the client closes before it sends anything"
-	case typeServerFinished:
-		f.Kind = "server-finished"
-		f.What = fmt.Sprintf("ServerFinished: HMAC-SHA256 over the transcript, %d B", len(p)-1)
-		f.Details = []string{"keyed by a secret from the key exchange: a sniffer can neither check nor forge it"}
-		f.Peer = []string{"the client checks it: the server derived the same keys from the same transcript"}
+	case typeServerFinished, typeClientFinished:
+		f.What += fmt.Sprintf(", %d B", len(p)-1)
 		where = typedField("the MAC", finishedLen)
-		tampered = "the MAC no longer matches: the client closes before its Finished"
-	case typeClientFinished:
-		f.Kind = "client-finished"
-		f.What = fmt.Sprintf("ClientFinished: HMAC-SHA256 over the transcript, %d B", len(p)-1)
-		f.Details = []string{"keyed by a secret from the key exchange: a sniffer can neither check nor forge it"}
-		f.Peer = []string{"the server checks it: the client derived the same keys from the same transcript; records follow"}
-		where = typedField("the MAC", finishedLen)
-		tampered = "the MAC no longer matches: the server closes, and the client's username is never answered"
 	}
 	if f.Tamper < 0 {
 		return
@@ -198,7 +214,7 @@ func (s *modernSession) handshakeMessage(f *replayFrame, t msgType) {
 	case t == typeServerHello && f.Tamper < 8*len(modernMagic):
 		f.Tampered = append(f.Tampered, "the magic no longer names the modern suite: the client does not recognise the server's first frame and closes")
 	case t == typeServerHello && f.Tamper < 8*(serverHelloFixedLen-2):
-		f.Tampered = append(f.Tampered, tampered)
+		f.Tampered = append(f.Tampered, st.Flipped)
 	case t == typeServerHello && f.Tamper < 8*serverHelloFixedLen:
 		f.Tampered = append(f.Tampered, "the key length no longer matches the message: the client cannot parse the hello and closes")
 	case t == typeServerHello:
@@ -214,7 +230,7 @@ func (s *modernSession) handshakeMessage(f *replayFrame, t msgType) {
 	case check != nil:
 		f.Tampered = append(f.Tampered, "the signature no longer verifies (checked here): the client closes before it sends anything")
 	default:
-		f.Tampered = append(f.Tampered, tampered)
+		f.Tampered = append(f.Tampered, st.Flipped)
 	}
 }
 
@@ -264,11 +280,11 @@ func modernField(i int, spans []modernFieldSpan) string {
 }
 
 // unexpected shows a frame that arrives where a handshake message should.
-func (s *modernSession) unexpected(f *replayFrame, want msgType, got string) {
-	f.Kind = "handshake"
+func (s *modernSession) unexpected(f *replayFrame, want, got msgType) {
+	f.Kind = kindHandshake
 	f.What = "unexpected handshake frame: " + want.String() + " should come here"
-	if got != "" {
-		f.Details = []string{"it reads as a " + got}
+	if got != 0 {
+		f.Details = []string{"it reads as a " + got.String()}
 	}
 	f.Preview = hexPreview(f.Payload, 24)
 	err := unexpectedMessageError(want, modernFrameType(f.Payload))
@@ -298,7 +314,7 @@ func (s *modernSession) record(f *replayFrame) {
 	seq := s.seq[f.Dir]
 	s.seq[f.Dir]++
 	n := len(f.Payload)
-	f.Kind = "sealed"
+	f.Kind = kindSealed
 	f.What = "sealed record: AES-256-GCM"
 	f.Preview = hexPreview(f.Payload, 32)
 	d := append(make([]byte, 0, 112), "seq "...)

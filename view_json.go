@@ -61,7 +61,7 @@ func (o *jsonOutput) frame(f *replayFrame) {
 		Index:       f.Num,
 		T:           roundMicro(f.T),
 		Dir:         f.Dir.String(),
-		Kind:        f.Kind,
+		Kind:        f.Kind.String(),
 		Length:      len(f.Payload),
 		Ciphertext:  base64.StdEncoding.EncodeToString(f.Payload),
 		IV:          f.Meta.IV,

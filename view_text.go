@@ -257,7 +257,7 @@ func (o *textOutput) peerLines(f *replayFrame) []styledLine {
 		}
 	case f.Problem != "":
 		lines = append(lines, styledLine{f.Problem, stErr})
-	case f.Kind == "sealed":
+	case f.Kind == kindSealed:
 		lines = append(lines, styledLine{"(no key: ciphertext only)", stDim})
 	default:
 		lines = appendStyled(lines, f.Peer, stPlain)
