@@ -204,9 +204,6 @@ func (cr *captureReader) parse(line []byte, ev *captureEvent) string {
 	return ""
 }
 
-// isDigit reports whether c is an ASCII digit (frame reassembly uses it).
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
 // truncateRunes shortens s to at most n runes, marking the cut with "…".
 func truncateRunes(s string, n int) string {
 	if utf8.RuneCountInString(s) <= n {

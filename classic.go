@@ -201,8 +201,8 @@ func classicServerHandshake(rw io.ReadWriter, cfg *handshakeConfig) (recordCiphe
 
 // classicClientHandshake is the seed's handshake, client side, from the
 // server's first frame (first, its PEM key). It reports the walk-through
-// the seed's client.py prints, [1/5] to [5/5]; those are not the protocol's
-// steps, which the comments number. Steps 4 and 5 (the username and the
+// the seed's client.py prints, [1/5] to [5/5], titled from classicSteps in
+// steps.go; those are not the protocol's steps, which the comments number. Steps 4 and 5 (the username and the
 // welcome) are the same in both suites: session.go does them.
 func classicClientHandshake(rw io.ReadWriter, first []byte, cfg *handshakeConfig) (recordCipher, error) {
 	cfg = cfg.withDefaults()
@@ -219,7 +219,7 @@ func classicClientHandshake(rw io.ReadWriter, first []byte, cfg *handshakeConfig
 	if err != nil {
 		return nil, err
 	}
-	cfg.Step(handshakeStep{N: 1, Total: 5, Title: "Receiving server's RSA public key...",
+	cfg.Step(handshakeStep{N: 1, Total: 5, Title: classicSteps.title(1),
 		Results: []string{fmt.Sprintf("Received RSA-%d public key (%d bytes)", pub.N.BitLen(), len(first)), note}})
 
 	// Step 2: a fresh AES-256 key, sent under RSA-OAEP.
@@ -227,21 +227,21 @@ func classicClientHandshake(rw io.ReadWriter, first []byte, cfg *handshakeConfig
 	if _, err := io.ReadFull(cfg.Rand, key); err != nil {
 		return nil, err
 	}
-	cfg.Step(handshakeStep{N: 2, Total: 5, Title: "Generating AES-256 symmetric key...",
+	cfg.Step(handshakeStep{N: 2, Total: 5, Title: classicSteps.title(2),
 		Results: []string{"Generated AES-256 key (32 random bytes)"}})
 
 	blob, err := classicWrapKey(cfg.Rand, pub, key)
 	if err != nil {
 		return nil, err
 	}
-	cfg.Step(handshakeStep{N: 3, Total: 5, Title: "Encrypting AES key with server's RSA public key...",
+	cfg.Step(handshakeStep{N: 3, Total: 5, Title: classicSteps.title(3),
 		Results: []string{fmt.Sprintf("Encrypted AES key (%d bytes, RSA-OAEP)", len(blob))}})
 
 	if err := writeFrame(rw, blob); err != nil {
 		return nil, err
 	}
 	cfg.Keylog.logKey(keylogClassic, blob[:8], key)
-	cfg.Step(handshakeStep{N: 4, Total: 5, Title: "Sending encrypted AES key to server...",
+	cfg.Step(handshakeStep{N: 4, Total: 5, Title: classicSteps.title(4),
 		Results: []string{"Sent encrypted key"}})
 
 	// Step 3: HANDSHAKE_OK proves the server holds the RSA key.
@@ -257,7 +257,7 @@ func classicClientHandshake(rw io.ReadWriter, first []byte, cfg *handshakeConfig
 	if err != nil || string(ok) != handshakeOKText {
 		return nil, errors.New("server confirmation does not decrypt to HANDSHAKE_OK: it does not hold the key it sent")
 	}
-	cfg.Step(handshakeStep{N: 5, Total: 5, Title: "Receiving encrypted confirmation from server...",
+	cfg.Step(handshakeStep{N: 5, Total: 5, Title: classicSteps.title(5),
 		Results: []string{"Handshake confirmed: " + handshakeOKText}})
 	return rc, nil
 }

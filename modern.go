@@ -258,26 +258,6 @@ func checkMessage(b []byte, want msgType, n int) error {
 	return nil
 }
 
-// modernMessageName names a handshake frame's payload for the replay
-// views, or returns "" when it is not one. Records can look like typed
-// messages by chance: replay should only ask about a connection's first
-// five frames.
-func modernMessageName(payload []byte) string {
-	if isModernHello(payload) {
-		return typeServerHello.String()
-	}
-	if len(payload) == 0 {
-		return ""
-	}
-	switch t := msgType(payload[0]); {
-	case t == typeClientHello && len(payload) == clientHelloLen,
-		t == typeServerVerify && len(payload) == serverVerifyLen,
-		(t == typeServerFinished || t == typeClientFinished) && len(payload) == finishedMsgLen:
-		return t.String()
-	}
-	return ""
-}
-
 // modernClientRandom returns the client random of a ClientHello payload:
 // the session id of the modern keylog line.
 func modernClientRandom(frame []byte) ([]byte, bool) {

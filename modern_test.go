@@ -203,7 +203,7 @@ func TestModernMessageSizes(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("handshake payload sizes %v, want %v", got, want)
 	}
-	names := []string{modernMessageName(s2c[0]), modernMessageName(c2s[0]), modernMessageName(s2c[1]), modernMessageName(s2c[2]), modernMessageName(c2s[1])}
+	names := []msgType{modernMessage(s2c[0]), modernMessage(c2s[0]), modernMessage(s2c[1]), modernMessage(s2c[2]), modernMessage(c2s[1])}
 	if fmt.Sprint(names) != "[ServerHello ClientHello ServerVerify ServerFinished ClientFinished]" {
 		t.Errorf("message names %v", names)
 	}

@@ -144,3 +144,6 @@ func huntFrameHeader(data []byte, i int, prevDigit bool) (int, bool) {
 	}
 	return len(data), false
 }
+
+// isDigit reports whether c is an ASCII digit.
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
