@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"flag"
 	"net"
 	"os"
@@ -453,5 +454,41 @@ func benchmarkBroadcast(b *testing.B, n int) {
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(sent*n), "allocs/delivery")
 	if got := delivered.Load(); got != int64(sent*n) {
 		b.Errorf("delivered %d, want %d", got, sent*n)
+	}
+}
+
+// TestBenchOpener checks that the bench readers' opener returns what
+// classicCipher.open does, record after record with one opener, and
+// refuses what it refuses.
+func TestBenchOpener(t *testing.T) {
+	c, err := newClassicCipher(bytes.Repeat([]byte{7}, aesKeySize), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := benchOpener{rc: c}
+	for _, text := range []string{"", "a", "exactly 16 bytes", strings.Repeat("é", 700), "[12:00:00] alice: hi"} {
+		payload, err := c.seal([]byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := o.open(payload)
+		if err != nil || string(got) != text {
+			t.Errorf("open(seal(%.20q)) = %.20q, %v", text, got, err)
+		}
+	}
+	good, _ := c.seal([]byte("hello"))
+	raw, _ := base64.StdEncoding.DecodeString(string(good))
+	raw[cbcIVSize-1] ^= 1 // the IV's last bit flips the padding's: 0x0b becomes 0x0a
+	for name, payload := range map[string][]byte{
+		"bad base64":  []byte("!!!!"),
+		"one block":   good[:24],
+		"bad padding": []byte(base64.StdEncoding.EncodeToString(raw)),
+	} {
+		if _, err := c.open(payload); err != errOpen {
+			t.Errorf("%s: classicCipher.open = %v, want errOpen", name, err)
+		}
+		if _, err := o.open(payload); err != errOpen {
+			t.Errorf("%s: benchOpener.open = %v, want errOpen", name, err)
+		}
 	}
 }
