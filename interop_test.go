@@ -1,9 +1,9 @@
-package main
-
 // Interop with testdata/classic_peer.py, an independent Python implementation
 // of the classic suite written from SPEC.md and the seed, with pycryptodome:
 // a Python client against encchat's server, and encchat's client against a
 // Python server.
+
+package main
 
 import (
 	"bufio"

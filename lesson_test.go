@@ -1,10 +1,10 @@
-package main
-
-// Tests for the lesson page (replay -html) and the demo. The golden pages
-// under testdata/lesson/ are rendered from the golden capture of the replay
-// tests; "go test -run TestLessonGolden -update" rewrites them (open them in
-// a browser and read the diff before accepting). The Chromium tests load a
+// Tests for the lesson page (replay -html). The golden pages under
+// testdata/lesson/ are rendered from the golden capture of the replay tests;
+// "go test -run TestLessonGolden -update" rewrites them (open them in a
+// browser and read the diff before accepting). The Chromium tests load a
 // page in headless Chromium and check what it rendered.
+
+package main
 
 import (
 	"bytes"
@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -299,9 +298,6 @@ func TestLessonBadCaptureLine(t *testing.T) {
 	}
 }
 
-// ---------------------------------------------------------------------------
-// Chromium
-
 // chromium runs headless Chromium with a fresh profile, bounded in time,
 // and returns its stdout.
 func chromium(t *testing.T, args ...string) string {
@@ -447,179 +443,5 @@ func checkScreenshot(t *testing.T, path string, w, h int) {
 	}
 	if len(colours) < 20 {
 		t.Errorf("screenshot has %d colours: the page looks blank", len(colours))
-	}
-}
-
-// ---------------------------------------------------------------------------
-// Demo
-
-func TestDemo(t *testing.T) {
-	for _, suite := range []string{suiteClassic, suiteModern} {
-		t.Run(suite, func(t *testing.T) {
-			tmp := t.TempDir() // the demo's temporary files go here, and must be gone after
-			out := t.TempDir()
-			t.Setenv("TMPDIR", tmp)
-			t.Setenv("COLUMNS", "120")
-			before := runtime.NumGoroutine()
-			pagePath := filepath.Join(out, "lesson.html")
-			var stdout, stderr bytes.Buffer
-			start := time.Now()
-			code := runDemo(context.Background(), []string{"-suite", suite, "-html", pagePath}, &stdout, &stderr)
-			took := time.Since(start)
-			if code != 0 {
-				t.Fatalf("exit %d\nstderr:\n%s\nstdout:\n%s", code, stderr.String(), stdout.String())
-			}
-			if stderr.Len() != 0 {
-				t.Errorf("stderr: %s", stderr.String())
-			}
-			if took > 15*time.Second {
-				t.Errorf("the demo took %v", took)
-			}
-			t.Logf("%s demo: %v, %d lines", suite, took.Round(time.Millisecond), strings.Count(stdout.String(), "\n"))
-
-			text := stdout.String()
-			want := []string{
-				"alice  │ ✓ TCP connection established",
-				"matches -fingerprint",
-				"alice  │                   ✓ SECURE CHANNEL ESTABLISHED",
-				"alice  │ alice> " + demoHello,
-				"] [PM to alice] " + demoPM,
-				"alice  │ Online Users (2): alice, bob",
-				"] [SYSTEM] bob left the chat",
-				"server │ [",
-				"── 5. The capture: what a sniffer saw, beside what the peers read",
-				"SNIFFER: what anyone on the path sees",
-				"── 6. Later, the server's private key is stolen",
-				"wrote " + pagePath + ": 2 connections",
-			}
-			if suite == suiteClassic {
-				want = append(want,
-					"alice  │ [5/5] Receiving encrypted confirmation from server...",
-					"│ "+demoHello, // the peer column of the replay
-					"session key recovered from the RSA-OAEP blob",
-					"conn 2: /pm alice "+demoPM,
-					"RSA key transport has no forward secrecy",
-				)
-			} else {
-				want = append(want,
-					"alice  │ [1/5] Receiving server hello...",
-					"Nothing in the",
-					"That is forward secrecy.",
-				)
-			}
-			for _, w := range want {
-				if !strings.Contains(text, w) {
-					t.Errorf("output lacks %q", w)
-				}
-			}
-			if regexp.MustCompile(`[0-9]+ of [0-9]+ sealed records decrypted with server.pem alone`).MatchString(text) != (suite == suiteClassic) {
-				t.Errorf("server.pem decrypted the wrong amount for the %s suite", suite)
-			}
-
-			page, err := os.ReadFile(pagePath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n := len(arrowRE.FindAllString(string(page), -1)); n < 20 {
-				t.Errorf("the demo's page draws %d arrows", n)
-			}
-			if !strings.Contains(string(page), suite+" suite</h2>") {
-				t.Errorf("the page does not name the %s suite", suite)
-			}
-
-			left, err := os.ReadDir(tmp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range left {
-				t.Errorf("the demo left %s behind", filepath.Join(tmp, e.Name()))
-			}
-			lessonWaitGoroutines(t, before)
-		})
-	}
-}
-
-func TestDemoFlags(t *testing.T) {
-	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp)
-	missing := filepath.Join(t.TempDir(), "no", "dir", "lesson.html")
-	cases := []struct {
-		args []string
-		code int
-		err  string
-	}{
-		{[]string{"-suite", "quantum"}, 2, `demo: -suite must be classic or modern, not "quantum"`},
-		{[]string{"extra"}, 2, `demo: unexpected argument "extra"`},
-		{[]string{"-colour"}, 2, "flag provided but not defined: -colour"},
-		{[]string{"-html", missing}, 1, "no such file or directory"},
-	}
-	for _, c := range cases {
-		var stdout, stderr bytes.Buffer
-		code := runDemo(context.Background(), c.args, &stdout, &stderr)
-		if code != c.code || !strings.Contains(stderr.String(), c.err) {
-			t.Errorf("demo %v: exit %d, stderr %q; want exit %d and %q", c.args, code, stderr.String(), c.code, c.err)
-		}
-		if stdout.Len() != 0 {
-			t.Errorf("demo %v printed %q", c.args, stdout.String())
-		}
-	}
-	var stdout, stderr bytes.Buffer
-	if code := runDemo(context.Background(), []string{"-h"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "-suite suite") || !strings.Contains(stdout.String(), "-html file") {
-		t.Errorf("demo -h: exit %d, stdout %q", code, stdout.String())
-	}
-	if left, _ := os.ReadDir(tmp); len(left) != 0 {
-		t.Errorf("failed demos left %d files behind", len(left))
-	}
-}
-
-// TestDemoInterrupted cancels the demo mid-way: it stops, says so, and
-// leaves nothing behind.
-func TestDemoInterrupted(t *testing.T) {
-	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp)
-	before := runtime.NumGoroutine()
-	pagePath := filepath.Join(t.TempDir(), "lesson.html")
-	ctx, cancel := context.WithCancel(context.Background())
-	// Cancel once alice's walk-through has started.
-	w := &cancelOnWrite{after: "alice  │", cancel: cancel}
-	code := runDemo(ctx, []string{"-html", pagePath}, w, &w.buf)
-	cancel()
-	if code != 1 || !strings.Contains(w.buf.String(), "encchat: demo interrupted") {
-		t.Errorf("exit %d, output:\n%s", code, w.buf.String())
-	}
-	if _, err := os.Stat(pagePath); err == nil {
-		t.Error("an interrupted demo left its page")
-	}
-	if left, _ := os.ReadDir(tmp); len(left) != 0 {
-		t.Errorf("an interrupted demo left %d files behind", len(left))
-	}
-	lessonWaitGoroutines(t, before)
-}
-
-// cancelOnWrite cancels once a write contains after.
-type cancelOnWrite struct {
-	buf    bytes.Buffer
-	after  string
-	cancel func()
-}
-
-func (c *cancelOnWrite) Write(p []byte) (int, error) {
-	if bytes.Contains(p, []byte(c.after)) {
-		c.cancel()
-	}
-	return c.buf.Write(p)
-}
-
-// lessonWaitGoroutines waits for the goroutine count to come back to
-// before, and fails with their stacks when it does not.
-func lessonWaitGoroutines(t *testing.T, before int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines left running (was %d):\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

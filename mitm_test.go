@@ -1,3 +1,7 @@
+// Tests of the tap's active attacker (tap -mitm, mitm.go), in both suites:
+// a client that does not check the server key is intercepted, a pinned
+// client refuses, and the capture records both legs.
+
 package main
 
 import (

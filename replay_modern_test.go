@@ -1,11 +1,11 @@
-package main
-
 // Replay of modern-suite captures. The golden capture
 // testdata/replay/modern.jsonl comes from a real loopback session (the
 // golden chat, the server speaking the modern suite, fixed random sources
 // and clock); "go test -run TestReplayModernGolden -update" records it
 // again. ML-KEM-768 encapsulation draws its own randomness, so a new
 // recording differs in every sealed byte: read the diff of the texts.
+
+package main
 
 import (
 	"crypto/x509"
@@ -14,11 +14,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
-	mathrand "math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -320,115 +317,32 @@ func mustRead(t *testing.T, path string) []byte {
 	return b
 }
 
-// newModernBenchCapture is newBenchCapture for the modern suite: a block of
-// sessions (the five handshake messages with random key shares and the
-// golden server key, then 400 sealed texts of 20–400 bytes in chunks of one
-// frame or a frame split in two) repeated under new connection numbers,
-// and the keylog that opens them.
-func newModernBenchCapture(b *testing.B, size int) (*benchCapture, keylogEntries) {
-	b.Helper()
-	spki, err := x509.MarshalPKIXPublicKey(&replayServerKey(b).PublicKey)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rng := mathrand.New(mathrand.NewPCG(5, 6))
-	rnd := func(n int) []byte {
-		p := make([]byte, n)
-		for i := range p {
-			p[i] = byte(rng.Uint32())
+// TestReplayModernCapture: a modern session is recognised, its handshake
+// named, and -rsa-key says plainly that the server key cannot decrypt it.
+func TestReplayModernCapture(t *testing.T) {
+	key := replayServerKey(t)
+	const secret = "modern secret: forward secrecy holds"
+	run := recordSuiteChat(t, t.TempDir(), suiteModern, key, 3, func(connect func(string) *clientSession) {
+		c := connect("mo")
+		if c.Suite != suiteModern {
+			t.Fatalf("client negotiated %q", c.Suite)
 		}
-		return p
+		c.Send(secret)
+		expectRecv(t, c, secret)
+	})
+	stdout, stderr, code := runReplayTest(t, 80, "-rsa-key", filepath.Join(replayTestdata, "server.pem"), run.capture)
+	if code != 0 || stderr != "" {
+		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	bc := &benchCapture{size: size, block: 20}
-	var keys keylogEntries
-	add := func(conn int, rest string) {
-		bc.lines = append(bc.lines, []byte(rest))
-		bc.conns = append(bc.conns, conn)
+	if !strings.Contains(stdout, "ServerHello: ephemeral key shares") || !strings.Contains(stdout, "cannot decrypt it (forward secrecy)") {
+		t.Errorf("replay of a modern capture:\n%s", stdout)
 	}
-	chunk := func(conn int, dir wireDir, data []byte) {
-		add(conn, `,"dir":"`+dir.String()+`","data":"`+base64.StdEncoding.EncodeToString(data)+`"}`)
+	if strings.Count(stdout, "forward secrecy") != 1 {
+		t.Error("the forward secrecy note is not said once per session")
 	}
-	for conn := 0; conn < bc.block; conn++ {
-		secret, random := rnd(32), rnd(32)
-		keys = append(keys, keylogEntry{Label: modernKeylogLabel, ID: random, Secret: secret})
-		add(conn, `,"ev":"open","client":"127.0.0.1:`+strconv.Itoa(50000+conn)+`","server":"127.0.0.1:5174"}`)
-		chunk(conn, wireS2C, appendFrame(nil, (&serverHelloMsg{random: rnd(32), x25519: rnd(32), mlkemEK: rnd(mlkemEKLen), spki: spki}).marshal()))
-		chunk(conn, wireC2S, appendFrame(nil, (&clientHelloMsg{random: random, x25519: rnd(32), mlkemCT: rnd(mlkemCTLen)}).marshal()))
-		chunk(conn, wireS2C, appendFrame(nil, (&serverVerifyMsg{signature: rnd(rsaSigLen)}).marshal()))
-		chunk(conn, wireS2C, appendFrame(nil, (&finishedMsg{typ: typeServerFinished, verifyData: rnd(finishedLen)}).marshal()))
-		chunk(conn, wireC2S, appendFrame(nil, (&finishedMsg{typ: typeClientFinished, verifyData: rnd(finishedLen)}).marshal()))
-		var sealers [2]*modernCipher
-		if sealers[wireC2S], err = newModernCipher(secret, false); err != nil {
-			b.Fatal(err)
-		}
-		if sealers[wireS2C], err = newModernCipher(secret, true); err != nil {
-			b.Fatal(err)
-		}
-		for i := 0; i < 400; i++ {
-			text := make([]byte, 20+rng.IntN(380))
-			for j := range text {
-				text[j] = "abcdefghijklmnopqrstuvwxyz     "[rng.IntN(31)]
-			}
-			dir := wireDir(i % 2)
-			rec, err := sealers[dir].seal(text)
-			if err != nil {
-				b.Fatal(err)
-			}
-			frame := appendFrame(nil, rec)
-			if rng.IntN(2) == 0 {
-				chunk(conn, dir, frame)
-				continue
-			}
-			cut := 1 + rng.IntN(len(frame)-1)
-			chunk(conn, dir, frame[:cut])
-			chunk(conn, dir, frame[cut:])
-		}
-		add(conn, `,"ev":"close"}`)
+	if strings.Contains(stdout, secret) {
+		t.Error("the server key decrypted a modern session")
 	}
-	return bc, keys
-}
-
-// BenchmarkReplayModern is BenchmarkReplay on a modern capture opened by
-// its keylog: every record is decrypted and shown.
-func BenchmarkReplayModern(b *testing.B) {
-	const size = 10 << 20
-	for _, view := range []string{"both", "json"} {
-		b.Run(fmt.Sprintf("%s/%dMB", view, size>>20), func(b *testing.B) {
-			template, keys := newModernBenchCapture(b, size)
-			b.SetBytes(size)
-			b.ReportAllocs()
-			var stats replayStats
-			for i := 0; i < b.N; i++ {
-				bc := *template
-				bc.buf = nil
-				opts := &replayOptions{name: "bench", view: view, width: 120, keys: &replayKeys{keylog: keys, keylogName: "bench.keys"}}
-				var out replayOutput = newTextOutput(io.Discard, opts)
-				if view == "json" {
-					opts.json = true
-					out = newJSONOutput(io.Discard)
-				}
-				tally := &statsOutput{replayOutput: out}
-				if err := replayCapture(&bc, opts, tally); err != nil {
-					b.Fatal(err)
-				}
-				stats = tally.stats
-			}
-			if stats.undecrypted != 0 || stats.decrypted == 0 {
-				b.Fatalf("%d records decrypted, %d not", stats.decrypted, stats.undecrypted)
-			}
-		})
-	}
-}
-
-// statsOutput keeps the replay's final counts.
-type statsOutput struct {
-	replayOutput
-	stats replayStats
-}
-
-func (o *statsOutput) end(s replayStats) {
-	o.stats = s
-	o.replayOutput.end(s)
 }
 
 // TestReplayModernUnexpectedMessage: a frame where a handshake message

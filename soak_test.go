@@ -1,3 +1,7 @@
+// The soak test: hundreds of clients joining, leaving and chatting for
+// about a minute, checked for losses, goroutines and memory, with the
+// capture replayed at the end (-short skips it).
+
 package main
 
 import (

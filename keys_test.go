@@ -1,0 +1,213 @@
+// Tests of keys.go: PEM public keys as the seed sends them, fingerprints,
+// the server's key file, and the known-servers file that pins keys.
+
+package main
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var pemLine = regexp.MustCompile(`^[A-Za-z0-9+/=]{1,64}$`)
+
+func TestClassicPublicKeyPEM(t *testing.T) {
+	priv := testRSAKey(t)
+	p, err := marshalPublicKeyPEM(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p) != 450 {
+		t.Errorf("PEM is %d bytes, want 450 (pycryptodome's export_key)", len(p))
+	}
+	if bytes.HasSuffix(p, []byte("\n")) {
+		t.Errorf("PEM ends with a newline")
+	}
+	if !isPublicKeyPEM(p) {
+		t.Errorf("isPublicKeyPEM(own PEM) = false")
+	}
+	lines := strings.Split(string(p), "\n")
+	if lines[0] != "-----BEGIN PUBLIC KEY-----" || lines[len(lines)-1] != "-----END PUBLIC KEY-----" {
+		t.Errorf("PEM armour: %q … %q", lines[0], lines[len(lines)-1])
+	}
+	body := lines[1 : len(lines)-1]
+	for i, l := range body {
+		if !pemLine.MatchString(l) || (i < len(body)-1 && len(l) != 64) {
+			t.Errorf("PEM line %d is %d columns: %q", i+1, len(l), l)
+		}
+	}
+
+	pub, err := parsePublicKeyPEM(p)
+	if err != nil || !pub.Equal(&priv.PublicKey) {
+		t.Fatalf("parse(marshal) = %v, %v", pub, err)
+	}
+	if pub, err := parsePublicKeyPEM(append(bytes.Clone(p), '\n')); err != nil || !pub.Equal(&priv.PublicKey) {
+		t.Errorf("trailing newline refused: %v", err)
+	}
+	for name, data := range map[string][]byte{
+		"trailing junk":  append(bytes.Clone(p), []byte("\njunk")...),
+		"second block":   append(append(bytes.Clone(p), '\n'), p...),
+		"empty":          nil,
+		"truncated":      p[:200],
+		"private key":    pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: mustPKCS8(t, priv)}),
+		"RSA-1024":       pemOf(t, rsa1024(t)),
+		"ECDSA P-256":    pemOf(t, ecdsaKey(t)),
+		"garbage inside": []byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"),
+	} {
+		if pub, err := parsePublicKeyPEM(data); err == nil {
+			t.Errorf("%s: accepted (%v)", name, pub)
+		}
+	}
+	if isPublicKeyPEM([]byte(handshakeOKText)) {
+		t.Errorf("isPublicKeyPEM(HANDSHAKE_OK) = true")
+	}
+}
+
+func mustPKCS8(t *testing.T, k any) []byte {
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func pemOf(t *testing.T, pub any) []byte {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+func rsa1024(t *testing.T) *rsa.PublicKey {
+	k, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &k.PublicKey
+}
+
+func ecdsaKey(t *testing.T) *ecdsa.PublicKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &k.PublicKey
+}
+
+func TestClassicFingerprint(t *testing.T) {
+	priv := testRSAKey(t)
+	fp := fingerprint(&priv.PublicKey)
+	if !regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`).MatchString(fp) {
+		t.Fatalf("fingerprint %q is not SHA256:<43 base64 chars, no padding>", fp)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	sum := sha256.Sum256(der)
+	if want := "SHA256:" + strings.TrimRight(base64.StdEncoding.EncodeToString(sum[:]), "="); fp != want {
+		t.Errorf("fingerprint %q, want %q", fp, want)
+	}
+	if !sameFingerprint(fp, fp+"=") {
+		t.Errorf("sameFingerprint refuses the padded form")
+	}
+	if sameFingerprint(fp, fingerprint(rsa1024(t))) {
+		t.Errorf("sameFingerprint matched different keys")
+	}
+}
+
+func TestClassicLoadOrCreateKey(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "server.pem")
+	k1, created, err := loadOrCreateKey(path, rand.Reader)
+	if err != nil || !created {
+		t.Fatalf("create: created=%v err=%v", created, err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v, want 0600", st.Mode().Perm())
+	}
+	if k1.N.BitLen() != rsaBits {
+		t.Errorf("created RSA-%d", k1.N.BitLen())
+	}
+	data, _ := os.ReadFile(path)
+	if !bytes.HasPrefix(data, []byte("-----BEGIN PRIVATE KEY-----\n")) {
+		t.Errorf("key file is not PKCS#8 PEM: %.40q", data)
+	}
+	k2, created, err := loadOrCreateKey(path, rand.Reader)
+	if err != nil || created {
+		t.Fatalf("reload: created=%v err=%v", created, err)
+	}
+	if !k1.Equal(k2) {
+		t.Errorf("reload gave a different key")
+	}
+
+	// A PKCS#1 file (pycryptodome's export_key) loads too; junk and small
+	// keys do not, and an unreadable file is not silently replaced.
+	pkcs1 := filepath.Join(dir, "pkcs1.pem")
+	os.WriteFile(pkcs1, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(testRSAKey(t))}), 0o600)
+	if k, _, err := loadOrCreateKey(pkcs1, rand.Reader); err != nil || !k.Equal(testRSAKey(t)) {
+		t.Errorf("PKCS#1 key: %v", err)
+	}
+	junk := filepath.Join(dir, "junk.pem")
+	os.WriteFile(junk, []byte("not a key"), 0o600)
+	if _, _, err := loadOrCreateKey(junk, rand.Reader); err == nil {
+		t.Errorf("junk key file accepted")
+	}
+	if d, _ := os.ReadFile(junk); string(d) != "not a key" {
+		t.Errorf("junk key file was overwritten")
+	}
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if _, err := parsePrivateKeyPEM(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: mustPKCS8(t, ec)})); err == nil {
+		t.Errorf("ECDSA private key accepted")
+	}
+}
+
+func TestClassicKnownServers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "encchat", "known_servers")
+	if _, ok, err := lookupKnownServer(path, "127.0.0.1:5174"); ok || err != nil {
+		t.Fatalf("missing file: ok=%v err=%v", ok, err)
+	}
+	a := knownServer{addr: "127.0.0.1:5174", suite: suiteClassic, fingerprint: "SHA256:aaaa"}
+	b := knownServer{addr: "10.0.0.2:5174", suite: suiteModern, fingerprint: "SHA256:bbbb"}
+	for _, k := range []knownServer{a, b} {
+		if err := addKnownServer(path, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []knownServer{a, b} {
+		got, ok, err := lookupKnownServer(path, want.addr)
+		if err != nil || !ok || got != want {
+			t.Errorf("lookup %s = %+v ok=%v err=%v", want.addr, got, ok, err)
+		}
+	}
+	if _, ok, _ := lookupKnownServer(path, "127.0.0.1:5175"); ok {
+		t.Errorf("lookup of an unknown address succeeded")
+	}
+	data, _ := os.ReadFile(path)
+	if want := "127.0.0.1:5174 classic SHA256:aaaa\n10.0.0.2:5174 modern SHA256:bbbb\n"; string(data) != want {
+		t.Errorf("file:\n%s\nwant:\n%s", data, want)
+	}
+
+	// Comments and blank lines are skipped; a malformed line is an error
+	// with its line number, not a silent miss.
+	os.WriteFile(path, []byte("# pins\n\n"+string(data)+"broken line\n"), 0o600)
+	if got, ok, err := lookupKnownServer(path, b.addr); !ok || err != nil || got != b {
+		t.Errorf("with comments: %+v ok=%v err=%v", got, ok, err)
+	}
+	if _, _, err := lookupKnownServer(path, "nowhere:1"); err == nil || !strings.Contains(err.Error(), ":5:") {
+		t.Errorf("malformed line: err=%v, want one naming line 5", err)
+	}
+}
