@@ -239,7 +239,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 	bar := strings.Repeat("=", 70)
 	fmt.Fprintln(stdout, bar)
-	fmt.Fprintln(stdout, "        ENCRYPTED CHAT SERVER (SSL-LIKE HANDSHAKE)")
+	fmt.Fprintln(stdout, center70(serverTitle))
 	fmt.Fprintln(stdout, bar)
 	fmt.Fprintf(stdout, "Server: %s\n", ln.Addr())
 	fmt.Fprintf(stdout, "Suite: %s\n", suiteDescription(*suite))

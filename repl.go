@@ -126,7 +126,7 @@ func (c *chatClient) banner() {
 		security = suiteDescription(suiteModern)
 	}
 	fmt.Fprintln(c.out, bar70)
-	fmt.Fprintln(c.out, "        ENCRYPTED CHAT CLIENT (SSL-LIKE HANDSHAKE)")
+	fmt.Fprintln(c.out, center70(clientTitle))
 	fmt.Fprintln(c.out, bar70)
 	fmt.Fprintf(c.out, "Server: %s\n", c.o.connect)
 	fmt.Fprintf(c.out, "Security: %s\n", security)
@@ -195,7 +195,7 @@ func (c *chatClient) connect(ctx context.Context, name string, rec *capture, kl 
 	fmt.Fprintln(c.out, c.pal.join.Sprint("✓ TCP connection established"))
 	fmt.Fprintln(c.out)
 	fmt.Fprintln(c.out, bar70)
-	fmt.Fprintln(c.out, "                    INITIATING SECURE HANDSHAKE")
+	fmt.Fprintln(c.out, center70(handshakeTitle))
 	fmt.Fprintln(c.out, bar70)
 
 	suite := c.o.suite
@@ -297,7 +297,7 @@ func (c *chatClient) secured() {
 	}
 	fmt.Fprintln(c.out)
 	fmt.Fprintln(c.out, bar70)
-	fmt.Fprintln(c.out, c.pal.join.Sprint("                  ✓ SECURE CHANNEL ESTABLISHED"))
+	fmt.Fprintln(c.out, c.pal.join.Sprint(center70(securedTitle)))
 	fmt.Fprintln(c.out, "         "+cipher)
 	fmt.Fprintln(c.out, bar70)
 	welcome := sanitizeForTerminal(c.cs.Welcome())

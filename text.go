@@ -115,3 +115,23 @@ func welcomeText(name string) string {
 func listText(names []string) string {
 	return fmt.Sprintf("\n%s\nOnline Users (%d): %s\n%s", separator, len(names), strings.Join(names, ", "), separator)
 }
+
+// The seed's banner titles, centred in its 70-column rules.
+const (
+	serverTitle    = "ENCRYPTED CHAT SERVER (SSL-LIKE HANDSHAKE)"
+	clientTitle    = "ENCRYPTED CHAT CLIENT (SSL-LIKE HANDSHAKE)"
+	handshakeTitle = "INITIATING SECURE HANDSHAKE"
+	securedTitle   = "✓ SECURE CHANNEL ESTABLISHED"
+)
+
+// center70 centres s in 70 characters as the seed's Python does
+// (s.center(70), f"{s:^70}"): it counts characters, not bytes, and an odd
+// padding puts the extra space on the right. Like Python, it pads both
+// sides, so the line is the seed's byte for byte.
+func center70(s string) string {
+	pad := 70 - utf8.RuneCountInString(s)
+	if pad <= 0 {
+		return s
+	}
+	return strings.Repeat(" ", pad/2) + s + strings.Repeat(" ", pad-pad/2)
+}
