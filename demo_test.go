@@ -44,7 +44,7 @@ func TestDemo(t *testing.T) {
 			want := []string{
 				"alice  │ ✓ TCP connection established",
 				"matches -fingerprint",
-				"alice  │ "+center70(securedTitle),
+				"alice  │ " + center70(securedTitle),
 				"alice  │ alice> " + demoHello,
 				"] [PM to alice] " + demoPM,
 				"alice  │ Online Users (2): alice, bob",
