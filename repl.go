@@ -116,7 +116,6 @@ type chatClient struct {
 	input *ttyInput
 	raw   *rawMode
 
-	swallowList atomic.Bool // the next /list answer is the silent one
 	sawShutdown atomic.Bool // the server announced its shutdown
 }
 
@@ -318,9 +317,7 @@ func (c *chatClient) receive(done chan<- error) {
 		if text == shutdownText {
 			c.sawShutdown.Store(true)
 		}
-		if c.list.observe(text) && c.swallowList.CompareAndSwap(true, false) {
-			continue // the answer to our own silent /list
-		}
+		c.list.observe(text)
 		c.scr.println(c.colour(text))
 	}
 }
@@ -465,13 +462,11 @@ func (c *chatClient) repl(ctx context.Context) int {
 	c.rl.SetPrompt(c.list.self + "> ")
 	fmt.Fprintln(c.out, c.pal.dim.Sprint("Type a message and Enter. Commands: /pm NAME TEXT, /list, /help, /quit (Tab completes)."))
 
+	// Nothing is sent that the user did not type: a capture and its lesson
+	// page show only what people wrote. Names online before the user
+	// joined complete after their first /list.
 	recvDone := make(chan error, 1)
-	c.swallowList.Store(true)
 	go c.receive(recvDone)
-	if err := c.cs.Send("/list"); err != nil { // silent: fills the roster
-		c.cs.Close()
-		return c.serverGone(<-recvDone)
-	}
 
 	want := make(chan struct{}, 1)
 	got := make(chan lineResult, 1)
