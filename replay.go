@@ -166,6 +166,7 @@ type replayer struct {
 	closed     map[int]bool
 	frames     int
 	lastShown  float64
+	paced      bool // an event has been shown with -speed
 	stats      replayStats
 	tamperConn int // the connection of the tampered frame, once seen
 }
@@ -360,6 +361,11 @@ func (rp *replayer) finish() {
 func (rp *replayer) pace(t float64) {
 	if rp.opts.speed <= 0 {
 		return
+	}
+	if !rp.paced {
+		// Playback starts at the first event shown: with -conn N, at
+		// connection N, not at the start of the capture.
+		rp.paced, rp.lastShown = true, t
 	}
 	if gap := (t - rp.lastShown) / rp.opts.speed; gap > 0 {
 		rp.out.flush()

@@ -571,26 +571,39 @@ func TestReplayFlags(t *testing.T) {
 	}
 }
 
+// TestReplaySpeed: -speed sleeps the recorded gaps, scaled, from the first
+// event shown: with -conn N, playback starts at connection N.
 func TestReplaySpeed(t *testing.T) {
-	f, err := os.Open(filepath.Join(replayTestdata, "session.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var slept time.Duration
-	naps := 0
-	opts := &replayOptions{name: "x", view: "sniffer", speed: 0.5, keys: &replayKeys{}, sleep: func(d time.Duration) {
-		slept += d
-		naps++
-	}}
-	if err := replayCapture(f, opts, newTextOutput(io.Discard, opts)); err != nil {
-		t.Fatal(err)
-	}
 	_, evs := readEvents(t, strings.Join(goldenLines(t), ""))
-	span := evs[len(evs)-1].T
-	want := time.Duration(span / 0.5 * float64(time.Second))
-	if d := slept - want; d < -time.Millisecond || d > time.Millisecond || naps < 20 {
-		t.Errorf("slept %v in %d naps, want %v (capture spans %.4fs, speed 0.5)", slept, naps, want, span)
+	for _, conn := range []int{0, 2} {
+		f, err := os.Open(filepath.Join(replayTestdata, "session.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var slept time.Duration
+		naps := 0
+		opts := &replayOptions{name: "x", view: "sniffer", conn: conn, speed: 0.5, keys: &replayKeys{}, sleep: func(d time.Duration) {
+			slept += d
+			naps++
+		}}
+		err = replayCapture(f, opts, newTextOutput(io.Discard, opts))
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, last := -1.0, 0.0
+		for _, ev := range evs {
+			if conn == 0 || ev.Conn == conn {
+				if first < 0 {
+					first = ev.T
+				}
+				last = ev.T
+			}
+		}
+		want := time.Duration((last - first) / 0.5 * float64(time.Second))
+		if d := slept - want; d < -time.Millisecond || d > time.Millisecond || naps < 5 {
+			t.Errorf("-conn %d: slept %v in %d naps, want %v (events from %.4fs to %.4fs, speed 0.5)", conn, slept, naps, want, first, last)
+		}
 	}
 }
 
