@@ -27,10 +27,12 @@ import (
 // replayKeys are the keys the user gave replay.
 type replayKeys struct {
 	keylog     keylogEntries
-	keylogName string
+	keylogName string            // the base name, in each frame's "key:" line
+	keylogPath string            // the path as given, in the header
 	index      map[string][]byte // label + " " + id → secret
 	rsa        *rsa.PrivateKey
 	rsaName    string
+	rsaPath    string
 	rsaFP      string
 	key        []byte // -key: one classic session key
 }
@@ -155,6 +157,7 @@ type replayOptions struct {
 type replayStats struct {
 	conns, frames, decrypted, undecrypted int
 	bytes                                 int64
+	byKey                                 int // records -key decrypted
 }
 
 // replayer turns capture events into frames and hands them to a view.
@@ -263,19 +266,58 @@ func replayCapture(r io.Reader, opts *replayOptions, out replayOutput) error {
 	if err == nil && opts.tamper.set {
 		switch {
 		case rp.tamperConn == 0:
-			err = fmt.Errorf("-tamper: there is no frame %d (the capture has %d)", opts.tamper.frame, rp.frames)
+			err = fmt.Errorf("replay: -tamper: there is no frame %d (the capture has %d)", opts.tamper.frame, rp.frames)
 		case opts.conn != 0 && rp.tamperConn != opts.conn:
-			err = fmt.Errorf("-tamper: frame %d is on connection %d, not on -conn %d", opts.tamper.frame, rp.tamperConn, opts.conn)
+			err = fmt.Errorf("replay: -tamper: frame %d is on connection %d, not on -conn %d", opts.tamper.frame, rp.tamperConn, opts.conn)
 		}
 	}
 	if err == nil && opts.conn != 0 && rp.stats.conns == 0 {
-		err = fmt.Errorf("-conn: the capture has no connection %d", opts.conn)
+		err = fmt.Errorf("replay: -conn: the capture has no connection %d (it has %d)", opts.conn, len(rp.closed))
+	}
+	if err == nil && opts.keys != nil && opts.keys.key != nil && rp.stats.byKey == 0 {
+		err = errWrongKey
 	}
 	if ferr := out.flush(); err == nil {
 		err = ferr
 	}
 	return err
 }
+
+// errWrongKey is replay's error when -key opened nothing it showed.
+var errWrongKey = errors.New("replay: -key decrypted no record: it is not the session key of any classic session shown")
+
+// checkSelection runs through the capture at path without showing
+// anything, so that a -conn or -tamper naming what the capture lacks is an
+// error before any output. A capture it cannot read is left to the replay,
+// which reports it where it stops.
+func checkSelection(path string, opts *replayOptions) error {
+	if opts.conn == 0 && !opts.tamper.set {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	dry := &replayOptions{name: opts.name, view: "sniffer", conn: opts.conn, tamper: opts.tamper, keys: &replayKeys{}}
+	err = replayCapture(f, dry, discardOutput{})
+	var le *lineError
+	if errors.As(err, &le) {
+		return nil
+	}
+	return err
+}
+
+// discardOutput is a view that shows nothing.
+type discardOutput struct{}
+
+func (discardOutput) begin(captureHeader, time.Time)   {}
+func (discardOutput) open(*replayConn)                 {}
+func (discardOutput) frame(*replayFrame)               {}
+func (discardOutput) note(*replayConn, string)         {}
+func (discardOutput) close(*replayConn, float64, bool) {}
+func (discardOutput) end(replayStats)                  {}
+func (discardOutput) flush() error                     { return nil }
 
 // event replays one record; it returns what is wrong with it, or "".
 func (rp *replayer) event(ev *captureEvent) string {
@@ -412,6 +454,9 @@ func (rp *replayer) frame(c *replayConn, d wireDir, payload []byte, partial stri
 	switch {
 	case f.HasText:
 		rp.stats.decrypted++
+		if f.Key == "-key" {
+			rp.stats.byKey++
+		}
 	case f.Kind == kindSealed:
 		rp.stats.undecrypted++
 	}
@@ -534,7 +579,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 			errorf(stderr, "%s: %v", *keylogPath, err)
 			return 1
 		}
-		keys.keylog, keys.keylogName = entries, filepath.Base(*keylogPath)
+		keys.keylog, keys.keylogName, keys.keylogPath = entries, filepath.Base(*keylogPath), *keylogPath
 	}
 	if *rsaPath != "" {
 		data, err := os.ReadFile(*rsaPath)
@@ -547,7 +592,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 			errorf(stderr, "%s: %v", *rsaPath, err)
 			return 1
 		}
-		keys.rsa, keys.rsaName, keys.rsaFP = priv, filepath.Base(*rsaPath), fingerprint(&priv.PublicKey)
+		keys.rsa, keys.rsaName, keys.rsaPath, keys.rsaFP = priv, filepath.Base(*rsaPath), *rsaPath, fingerprint(&priv.PublicKey)
 	}
 	opts.keys = keys
 	if opts.view == "" {
@@ -555,6 +600,13 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		if keys.given() {
 			opts.view = "both"
 		}
+	}
+	if opts.view == "peer" && !keys.given() {
+		hintf(stderr, "replay: -view peer shows what the endpoints read, which needs a key: give -keylog FILE, -key KEY or -rsa-key FILE")
+	}
+	if err := checkSelection(names[0], opts); err != nil {
+		errorf(stderr, "%v", err)
+		return 1
 	}
 	opts.width, opts.color = terminalLayout(stdout)
 	if *htmlPath != "" {
@@ -582,6 +634,9 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 			}
 		} else {
 			errorf(stderr, "%v", err)
+			if err == errWrongKey {
+				hintf(stderr, "-key takes the 64 hex digits after the session id on a CLASSIC line of a key log; a modern session needs its key log (-keylog)")
+			}
 		}
 		return 1
 	}

@@ -109,7 +109,11 @@ func TestReplayModernPropertyRandomChats(t *testing.T) {
 				cases = append(cases, []string{"-key", hex.EncodeToString(k.Secret)})
 			}
 			for _, args := range cases {
-				frames := replayJSON(t, append(args, run.capture)...)
+				code := 0
+				if args[0] == "-key" {
+					code = 1 // a -key that opens nothing is an error
+				}
+				frames := replayJSONExit(t, code, append(args, run.capture)...)
 				notes := map[int]int{}
 				for _, f := range frames {
 					if f.Plaintext != nil {
@@ -178,7 +182,12 @@ func TestReplayModernKeySources(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			stdout, stderr, code := runReplayTest(t, 200, append(c.args, modernCapture)...)
-			if code != 0 || stderr != "" {
+			if c.args != nil && c.args[0] == "-key" {
+				// A -key that opens nothing is an error, after the replay.
+				if code != 1 || !strings.HasPrefix(stderr, "encchat: "+errWrongKey.Error()+"\n") {
+					t.Fatalf("exit %d: %s", code, stderr)
+				}
+			} else if code != 0 || stderr != "" {
 				t.Fatalf("exit %d: %s", code, stderr)
 			}
 			for _, s := range c.want {

@@ -317,9 +317,16 @@ func goldenFrame(t *testing.T, capturePath, keylogPath, want string) int {
 // replayJSON runs replay -json and decodes its lines.
 func replayJSON(t *testing.T, args ...string) []jsonFrame {
 	t.Helper()
+	return replayJSONExit(t, 0, args...)
+}
+
+// replayJSONExit is replayJSON for a run that exits with code; exit 1 is
+// only accepted for a -key that decrypted nothing.
+func replayJSONExit(t *testing.T, code int, args ...string) []jsonFrame {
+	t.Helper()
 	var out, errb bytes.Buffer
-	if code := runReplay(append([]string{"-json"}, args...), &out, &errb); code != 0 {
-		t.Fatalf("replay -json %v: exit %d: %s", args, code, errb.String())
+	if got := runReplay(append([]string{"-json"}, args...), &out, &errb); got != code || (code == 1 && !strings.Contains(errb.String(), errWrongKey.Error())) {
+		t.Fatalf("replay -json %v: exit %d, want %d: %s", args, got, code, errb.String())
 	}
 	var frames []jsonFrame
 	sc := bufio.NewScanner(&out)
@@ -488,21 +495,27 @@ func TestReplayWrongKeys(t *testing.T) {
 	wrongLog := writeCapture(t, "wrong.keys", "CLASSIC "+hex.EncodeToString(mustJSONFrames(t, capturePath)[1].sessionID())+" "+strings.Repeat("11", 32)+"\n")
 
 	cases := []struct {
-		name string
-		args []string
-		want []string
+		name   string
+		args   []string
+		want   []string
+		code   int
+		stderr string
 	}{
 		{"wrong rsa key", []string{"-rsa-key", other}, []string{
-			"is not this server's key", "no key fits this session: its records are shown as ciphertext", "0 records decrypted, 18 shown as ciphertext"}},
+			"is not this server's key", "no key fits this session: its records are shown as ciphertext", "0 records decrypted, 18 shown as ciphertext"}, 0, ""},
 		{"wrong keylog key", []string{"-keylog", wrongLog}, []string{
-			"conn 1: wrong key: keylog wrong.keys does not decrypt this session", "conn 2: no key fits this session"}},
-		{"wrong -key", []string{"-key", strings.Repeat("22", 32)}, []string{"conn 1: wrong key: -key does not decrypt this session"}},
+			"conn 1: wrong key: keylog wrong.keys does not decrypt this session", "conn 2: no key fits this session"}, 0, ""},
+		// A -key that opens nothing is the user's mistake: exit 1, after
+		// the replay that shows it.
+		{"wrong -key", []string{"-key", strings.Repeat("22", 32)}, []string{"conn 1: wrong key: -key does not decrypt this session"}, 1,
+			"encchat: replay: -key decrypted no record: it is not the session key of any classic session shown\n" +
+				"encchat: hint: -key takes the 64 hex digits after the session id on a CLASSIC line of a key log; a modern session needs its key log (-keylog)\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			stdout, stderr, code := runReplayTest(t, 80, append(c.args, capturePath)...)
-			if code != 0 || stderr != "" {
-				t.Fatalf("exit %d: %s", code, stderr)
+			if code != c.code || stderr != c.stderr {
+				t.Fatalf("exit %d, stderr %q; want exit %d, %q", code, stderr, c.code, c.stderr)
 			}
 			for _, s := range c.want {
 				if !strings.Contains(stdout, s) {
@@ -548,24 +561,35 @@ func TestReplayFlags(t *testing.T) {
 		{[]string{capturePath, "more"}, 2, "encchat: replay: unexpected argument \"more\"\n"},
 		{[]string{"/no/such/capture"}, 1, "encchat: open /no/such/capture: no such file or directory\n"},
 		{[]string{"-keylog", "/no/such/keys", capturePath}, 1, "encchat: open /no/such/keys: no such file or directory\n"},
-		{[]string{"-conn", "9", capturePath}, 1, "encchat: -conn: the capture has no connection 9\n"},
-		{[]string{"-tamper", "99:1", capturePath}, 1, "encchat: -tamper: there is no frame 99 (the capture has 22)\n"},
+		{[]string{"-conn", "9", capturePath}, 1, "encchat: replay: -conn: the capture has no connection 9 (it has 2)\n"},
+		{[]string{"-tamper", "99:1", capturePath}, 1, "encchat: replay: -tamper: there is no frame 99 (the capture has 22)\n"},
+		{[]string{"-tamper", "6:1", "-conn", "1", capturePath}, 1, "encchat: replay: -tamper: frame 6 is on connection 2, not on -conn 1\n"},
 		{[]string{"-h"}, 0, ""},
 	}
 	for _, c := range cases {
-		_, stderr, code := runReplayTest(t, 80, c.args...)
+		stdout, stderr, code := runReplayTest(t, 80, c.args...)
 		if code != c.code || stderr != c.stderr {
 			t.Errorf("replay %q: exit %d, stderr %q; want exit %d, %q", c.args, code, stderr, c.code, c.stderr)
 		}
+		// An error about the flags comes before any output.
+		if code != 0 && stdout != "" {
+			t.Errorf("replay %q printed before failing:\n%s", c.args, stdout)
+		}
+	}
+	// -view peer without a key still runs, and says which flags give one.
+	stdout, stderr, code := runReplayTest(t, 80, "-view", "peer", capturePath)
+	if code != 0 || !strings.Contains(stdout, "(no key: ciphertext only)") ||
+		stderr != "encchat: hint: replay: -view peer shows what the endpoints read, which needs a key: give -keylog FILE, -key KEY or -rsa-key FILE\n" {
+		t.Errorf("-view peer without a key: exit %d, stderr %q", code, stderr)
 	}
 	// Flags after the capture name work too.
-	stdout, _, code := runReplayTest(t, 80, capturePath, "-view", "peer", "-keylog", filepath.Join(replayTestdata, "session.keys"))
+	stdout, _, code = runReplayTest(t, 80, capturePath, "-view", "peer", "-keylog", filepath.Join(replayTestdata, "session.keys"))
 	if code != 0 || !strings.Contains(stdout, goldenHello) {
 		t.Errorf("flags after the capture: exit %d", code)
 	}
 	// A bad keylog line is named.
 	bad := writeCapture(t, "bad.keys", "# keys\nCLASSIC 00 11\n")
-	_, stderr, code := runReplayTest(t, 80, "-keylog", bad, capturePath)
+	_, stderr, code = runReplayTest(t, 80, "-keylog", bad, capturePath)
 	if code != 1 || stderr != "encchat: "+bad+":2: CLASSIC session id is 1 bytes, want 8\n" {
 		t.Errorf("bad keylog: exit %d, %q", code, stderr)
 	}

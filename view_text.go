@@ -107,7 +107,7 @@ func (o *textOutput) begin(h captureHeader, started time.Time) {
 		when = started.UTC().Format("2006-01-02 15:04:05 MST")
 	}
 	o.put(stHead, fmt.Sprintf("capture %s: recorded by %s at %s, started %s", o.opts.name, orUnknown(h.Recorder), orUnknown(h.Addr), orUnknown(when)))
-	o.put(stPlain, "keys: "+describeKeys(o.opts.keys))
+	o.put(stPlain, "keys: "+keyDescription(o.opts.keys, true))
 	if o.side {
 		o.columns([]styledLine{{"SNIFFER: what anyone on the path sees", stHead}}, []styledLine{{"PEER: what the endpoint decrypts", stHead}})
 	}
@@ -121,22 +121,36 @@ func orUnknown(s string) string {
 	return s
 }
 
-// describeKeys says which keys replay has, for the banner.
-func describeKeys(k *replayKeys) string {
+// describeKeys says which keys replay has, naming key files by their base
+// names (the lesson page: a handout shows no local paths).
+func describeKeys(k *replayKeys) string { return keyDescription(k, false) }
+
+// keyDescription says which keys replay has; with paths, it names the key
+// files by the paths the user gave (the header of the text view).
+func keyDescription(k *replayKeys, paths bool) string {
 	if !k.given() {
 		return "none: this is what a sniffer sees"
 	}
 	var parts []string
 	if k.keylogName != "" {
-		parts = append(parts, fmt.Sprintf("keylog %s (%d sessions)", k.keylogName, len(k.keylog)))
+		parts = append(parts, fmt.Sprintf("keylog %s (%d %s)", keyFileName(paths, k.keylogPath, k.keylogName), len(k.keylog), plural(len(k.keylog), "session", "sessions")))
 	}
 	if k.rsa != nil {
-		parts = append(parts, fmt.Sprintf("server private key %s (%s)", k.rsaName, k.rsaFP))
+		parts = append(parts, fmt.Sprintf("server private key %s (%s)", keyFileName(paths, k.rsaPath, k.rsaName), k.rsaFP))
 	}
 	if k.key != nil {
 		parts = append(parts, "-key")
 	}
 	return strings.Join(parts, ", ")
+}
+
+// keyFileName is a key file's path as the user gave it, when wanted and
+// known (the demo gives none), else its base name.
+func keyFileName(paths bool, path, name string) string {
+	if paths && path != "" {
+		return path
+	}
+	return name
 }
 
 func (o *textOutput) open(c *replayConn) {
@@ -153,8 +167,9 @@ func (o *textOutput) close(c *replayConn, t float64, closed bool) {
 	if !closed {
 		how = "still open when the capture ends"
 	}
-	o.put(stHead, fmt.Sprintf("── conn %d %s: client → server %d frames, %d B · server → client %d frames, %d B",
-		c.id, how, c.frames[wireC2S], c.bytes[wireC2S], c.frames[wireS2C], c.bytes[wireS2C]))
+	o.put(stHead, fmt.Sprintf("── conn %d %s: client → server %d %s, %d B · server → client %d %s, %d B",
+		c.id, how, c.frames[wireC2S], plural(c.frames[wireC2S], "frame", "frames"), c.bytes[wireC2S],
+		c.frames[wireS2C], plural(c.frames[wireS2C], "frame", "frames"), c.bytes[wireS2C]))
 	o.w.WriteByte('\n')
 }
 
@@ -163,9 +178,9 @@ func (o *textOutput) note(c *replayConn, text string) {
 }
 
 func (o *textOutput) end(s replayStats) {
-	line := fmt.Sprintf("── %d connections, %d frames, %d B on the wire", s.conns, s.frames, s.bytes)
+	line := fmt.Sprintf("── %d %s, %d %s, %d B on the wire", s.conns, plural(s.conns, "connection", "connections"), s.frames, plural(s.frames, "frame", "frames"), s.bytes)
 	if o.opts.keys.given() {
-		line += fmt.Sprintf(": %d records decrypted, %d shown as ciphertext", s.decrypted, s.undecrypted)
+		line += fmt.Sprintf(": %d %s decrypted, %d shown as ciphertext", s.decrypted, plural(s.decrypted, "record", "records"), s.undecrypted)
 	}
 	o.put(stHead, line)
 }
