@@ -748,7 +748,7 @@ func BenchmarkReplay(b *testing.B) {
 					var out replayOutput = newTextOutput(io.Discard, opts)
 					if view == "json" {
 						opts.json = true
-						out = newJSONOutput(io.Discard)
+						out = newJSONOutput(io.Discard, opts)
 					}
 					if err := replayCapture(&bc, opts, out); err != nil {
 						b.Fatal(err)
@@ -848,7 +848,7 @@ func BenchmarkReplayModern(b *testing.B) {
 				var out replayOutput = newTextOutput(io.Discard, opts)
 				if view == "json" {
 					opts.json = true
-					out = newJSONOutput(io.Discard)
+					out = newJSONOutput(io.Discard, opts)
 				}
 				tally := &statsOutput{replayOutput: out}
 				if err := replayCapture(&bc, opts, tally); err != nil {

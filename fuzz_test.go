@@ -311,7 +311,7 @@ func FuzzCaptureParse(f *testing.F) {
 		opts := &replayOptions{name: "fuzz", view: "both", width: 120, keys: &replayKeys{key: make([]byte, 32)}, tamper: tamperSpec{frame: 3, bit: 130, set: true}}
 		replayCapture(bytes.NewReader(data), opts, newTextOutput(io.Discard, opts))
 		opts.json = true
-		replayCapture(bytes.NewReader(data), opts, newJSONOutput(io.Discard))
+		replayCapture(bytes.NewReader(data), opts, newJSONOutput(io.Discard, opts))
 		exportPcap(bytes.NewReader(data), io.Discard, 0)
 	})
 }

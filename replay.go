@@ -621,7 +621,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	defer f.Close()
 	var out replayOutput
 	if opts.json {
-		out = newJSONOutput(stdout)
+		out = newJSONOutput(stdout, opts)
 	} else {
 		out = newTextOutput(stdout, opts)
 	}

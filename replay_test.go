@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	mathrand "math/rand/v2"
 	"net"
 	"os"
@@ -336,7 +337,11 @@ func replayJSONExit(t *testing.T, code int, args ...string) []jsonFrame {
 		if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
 			t.Fatalf("replay -json line %q: %v", sc.Text(), err)
 		}
-		frames = append(frames, f)
+		switch f.Kind {
+		case "capture", "open", "close", "end": // TestReplayJSONEvents checks these
+		default:
+			frames = append(frames, f)
+		}
 	}
 	return frames
 }
@@ -772,5 +777,75 @@ func TestReplayPropertyRandomChats(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReplayJSONEvents: -json opens with the capture's header, brackets
+// each connection's frames with its open and close (addresses, times,
+// counts), ends with the totals, and names the frame bytes "payload", since
+// they are a public key as often as a ciphertext.
+func TestReplayJSONEvents(t *testing.T) {
+	keys := filepath.Join(replayTestdata, "session.keys")
+	stdout, stderr, code := runReplayTest(t, 80, "-json", "-keylog", keys, filepath.Join(replayTestdata, "session.jsonl"))
+	if code != 0 || stderr != "" {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if strings.Contains(stdout, `"ciphertext"`) {
+		t.Error(`-json still has a "ciphertext" field`)
+	}
+	type line struct {
+		Kind, Capture, Keys, Client, Server, Payload string
+		Conn, Index, Frames, Conns                   int
+		T, Duration                                  float64
+		Closed                                       *bool
+		FramesC2S                                    int `json:"frames_c2s"`
+		FramesS2C                                    int `json:"frames_s2c"`
+	}
+	var lines []line
+	for _, l := range strings.Split(strings.TrimSuffix(stdout, "\n"), "\n") {
+		var x line
+		if err := json.Unmarshal([]byte(l), &x); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		lines = append(lines, x)
+	}
+	if h := lines[0]; h.Kind != "capture" || h.Capture != "session.jsonl" || h.Keys != "keylog "+keys+" (2 sessions)" {
+		t.Errorf("first line %+v, want the capture's header", h)
+	}
+	if e := lines[len(lines)-1]; e.Kind != "end" || e.Conns != 2 || e.Frames != 22 {
+		t.Errorf("last line %+v, want the totals", e)
+	}
+	opened := map[int]line{}
+	frames := map[int]int{}
+	for _, l := range lines[1 : len(lines)-1] {
+		switch l.Kind {
+		case "open":
+			if !strings.HasPrefix(l.Client, "127.0.0.1:") || l.Server != "127.0.0.1:5174" {
+				t.Errorf("open %+v lacks the addresses", l)
+			}
+			opened[l.Conn] = l
+		case "close":
+			o, ok := opened[l.Conn]
+			if !ok || l.Closed == nil || !*l.Closed || l.Client != o.Client || l.T < o.T || math.Abs(l.Duration-(l.T-o.T)) > 1e-6 ||
+				l.FramesC2S+l.FramesS2C != frames[l.Conn] {
+				t.Errorf("close %+v after open %+v and %d frames", l, o, frames[l.Conn])
+			}
+			delete(opened, l.Conn)
+		case "note":
+		default:
+			if _, ok := opened[l.Conn]; !ok || l.Index == 0 || l.Payload == "" {
+				t.Errorf("frame %+v outside its connection's open and close, or without its payload", l)
+			}
+			frames[l.Conn]++
+			if l.Index == 1 {
+				pem, _ := base64.StdEncoding.DecodeString(l.Payload)
+				if !strings.HasPrefix(string(pem), "-----BEGIN PUBLIC KEY-----") {
+					t.Errorf("frame 1's payload is %q, want the server's PEM key", pem)
+				}
+			}
+		}
+	}
+	if len(opened) != 0 || len(frames) != 2 {
+		t.Errorf("connections never closed: %v; frames per connection %v", opened, frames)
 	}
 }
