@@ -30,6 +30,7 @@ import (
 const (
 	lessonMaxFrames = 5000 // frames drawn; the rest are only counted
 	lessonMaxBursts = 300  // rows of the who-talks-when table
+	lessonAnswerGap = 0.5  // seconds after a row's first frame that still answer it
 	lessonWireShown = 160  // bytes of a frame the sniffer column shows
 	lessonLaneWidth = 240  // the diagram's width between the lanes, in px
 )
@@ -166,6 +167,10 @@ type lessonBurst struct {
 	From  int // connection; 0: the server speaking first
 	Size  int
 	Sends []lessonSend
+
+	start  float64 // the first frame's time
+	conn   int     // the first frame's connection
+	sealed bool    // the first frame is a record, not a handshake message
 }
 
 type lessonSend struct{ Conn, Size int }
@@ -282,15 +287,23 @@ func (lc *lessonConn) opener(source string) {
 	}
 }
 
-// traffic gathers who sends when and what the server sends next.
+// traffic gathers who sends when and what the server sends in answer. A
+// server frame answers the row before it when it comes within
+// lessonAnswerGap of the row's first frame, and either on the same
+// connection or as a record relayed after a record (a broadcast, a private
+// message); anything else, such as the key greeting of a connection that
+// just opened, starts a row of its own.
 func (o *htmlOutput) traffic(f *replayFrame) {
-	if f.Dir == wireC2S || o.burst == nil {
+	b := o.burst
+	answers := b != nil && f.Dir == wireS2C && f.T-b.start <= lessonAnswerGap &&
+		(f.Conn == b.conn || (f.Kind == kindSealed && b.sealed))
+	if !answers {
 		if len(o.page.Bursts) >= lessonMaxBursts {
 			o.page.MoreBursts++
 			o.burst = nil
 			return
 		}
-		o.burst = &lessonBurst{T: seconds(f.T)}
+		o.burst = &lessonBurst{T: seconds(f.T), start: f.T, conn: f.Conn, sealed: f.Kind == kindSealed}
 		if f.Dir == wireC2S {
 			o.burst.From, o.burst.Size = f.Conn, len(f.Payload)
 		}

@@ -13,10 +13,12 @@ import (
 	"html"
 	htmltemplate "html/template"
 	"image/png"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -443,5 +445,47 @@ func checkScreenshot(t *testing.T, path string, w, h int) {
 	}
 	if len(colours) < 20 {
 		t.Errorf("screenshot has %d colours: the page looks blank", len(colours))
+	}
+}
+
+// TestLessonAnswersPairing: the "What leaks" table pairs a client's frame
+// with the server frames that answer it: on its connection, or records
+// relayed after a record, within half a second; a greeting on another
+// connection, or a frame seconds later, starts a row of its own.
+func TestLessonAnswersPairing(t *testing.T) {
+	o := newHTMLOutput(io.Discard, &replayOptions{view: "sniffer", keys: &replayKeys{}})
+	frames := []struct {
+		t    float64
+		conn int
+		dir  wireDir
+		kind frameKind
+		size int
+	}{
+		{0.000, 1, wireS2C, kindPublicKey, 450},    // row 1: the server greets conn 1
+		{0.001, 1, wireC2S, kindKeyTransport, 256}, // row 2
+		{0.002, 1, wireS2C, kindSealed, 44},        //   answered on conn 1
+		{0.010, 1, wireC2S, kindSealed, 88},        // row 3: a chat line
+		{0.011, 1, wireS2C, kindSealed, 88},        //   relayed to conn 1
+		{0.012, 2, wireS2C, kindSealed, 88},        //   and to conn 2
+		{2.000, 3, wireS2C, kindPublicKey, 450},    // row 4: conn 3 opens 2 s later
+		{2.001, 1, wireS2C, kindSealed, 44},        //   a record right after a greeting: a row of its own (5)
+		{3.000, 2, wireC2S, kindSealed, 44},        // row 6
+		{3.001, 2, wireS2C, kindSealed, 216},       //   its answer
+		{20.00, 2, wireS2C, kindSealed, 108},       // row 7: 17 s later, no answer to row 6
+	}
+	for i, f := range frames {
+		o.traffic(&replayFrame{Num: i + 1, Conn: f.conn, T: f.t, Dir: f.dir, Kind: f.kind, Payload: make([]byte, f.size)})
+	}
+	var got []string
+	for _, b := range o.page.Bursts {
+		row := fmt.Sprintf("%d:%d ->", b.From, b.Size)
+		for _, s := range b.Sends {
+			row += fmt.Sprintf(" %d:%d", s.Conn, s.Size)
+		}
+		got = append(got, row)
+	}
+	want := []string{"0:0 -> 1:450", "1:256 -> 1:44", "1:88 -> 1:88 2:88", "0:0 -> 3:450", "0:0 -> 1:44", "2:44 -> 2:216", "0:0 -> 2:108"}
+	if !slices.Equal(got, want) {
+		t.Errorf("rows\n%q\nwant\n%q", got, want)
 	}
 }
