@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -52,7 +53,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		term:   &demoTerm{w: stdout},
 		stderr: stderr,
 		pal:    newPalette(colorEnabled(false, stdout)),
+		pacer:  newDemoPacer(stdout),
+		logged: make(chan struct{}, 1),
+		ctx:    ctx,
 	}
+	defer d.pacer.close()
 	d.stdout = d.term.speaker("", nil)
 	d.server = d.term.speaker("server", d.pal.dim)
 	var page *os.File
@@ -70,6 +75,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		pageW = page
 	}
 	err := d.run(ctx, pageW, *htmlPath)
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err() // interrupted during a pause
+	}
 	if page != nil {
 		if cerr := page.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("%s: %v", *htmlPath, cerr)
@@ -98,12 +106,19 @@ type demo struct {
 	stderr io.Writer
 	pal    *palette
 
+	// On a terminal the demo waits for Enter before each part after the
+	// first; ctx ends a wait.
+	pacer    *demoPacer
+	ctx      context.Context
+	sections int
+
 	dir, addr string
 	key       *rsa.PrivateKey
 	fp        string
 
 	logMu  sync.Mutex
 	srvLog []serverEvent // the server's log since it was last shown
+	logged chan struct{} // signalled at each log event
 }
 
 // File names inside the demo's temporary directory; they show in the
@@ -198,15 +213,22 @@ func (d *demo) run(ctx context.Context, page io.Writer, pageName string) (err er
 		func() error { return alice.expect(ctx, "bob: "+demoGoodbye) },
 		func() error { return bob.say("/quit") },
 		func() error { return bob.waitClosed(ctx) },
+		func() error { return d.serverLogged(ctx, evLeave, "bob left") },
 		func() error { return alice.expect(ctx, "bob left") },
 		func() error { return alice.say("/quit") },
 		func() error { return alice.waitClosed(ctx) },
+		func() error { return d.serverLogged(ctx, evLeave, "alice left") },
 	}
 	for i, step := range steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err := step(); err != nil {
 			return err
 		}
-		if i == 3 || i == 6 || i == 8 || i == len(steps)-1 {
+		// The server logs a text before it relays it, so its log is
+		// complete once a client has the text.
+		if i == 3 || i == 6 || i == 8 || i == 11 {
 			d.showServerLog()
 		}
 	}
@@ -250,18 +272,40 @@ func (d *demo) run(ctx context.Context, page io.Writer, pageName string) (err er
 	}
 
 	d.section("Try it in three terminals")
-	d.printf("  encchat server -record chat.jsonl -keylog keys.log   # terminal 1\n")
-	d.printf("  encchat client -name alice                           # terminal 2\n")
-	d.printf("  encchat client -name bob                             # terminal 3\n")
-	d.printf("  encchat replay -keylog keys.log chat.jsonl           # afterwards\n")
+	if d.suite == suiteModern {
+		d.printf("  encchat server -suite modern -record chat.jsonl -keylog keys.log   # terminal 1\n")
+		d.printf("  encchat client -suite modern -name alice                           # terminal 2\n")
+		d.printf("  encchat client -suite modern -name bob                             # terminal 3\n")
+		d.printf("  encchat replay -keylog keys.log chat.jsonl                         # afterwards\n")
+	} else {
+		d.printf("  encchat server -record chat.jsonl -keylog keys.log   # terminal 1\n")
+		d.printf("  encchat client -name alice                           # terminal 2\n")
+		d.printf("  encchat client -name bob                             # terminal 3\n")
+		d.printf("  encchat replay -keylog keys.log chat.jsonl           # afterwards\n")
+	}
 	d.printf("  encchat replay -html lesson.html -keylog keys.log chat.jsonl\n")
 	return nil
 }
 
-func (d *demo) printf(format string, args ...any) { fmt.Fprintf(d.stdout, format, args...) }
+func (d *demo) printf(format string, args ...any) {
+	if !d.stopped() {
+		fmt.Fprintf(d.stdout, format, args...)
+	}
+}
+
+// stopped reports whether the demo was interrupted (during a pause, the
+// script's next step has not seen it yet): nothing more is printed.
+func (d *demo) stopped() bool { return d.ctx != nil && d.ctx.Err() != nil }
 
 // section starts a part of the demo with a rule.
 func (d *demo) section(title string) {
+	if d.sections++; d.sections > 1 && d.pacer != nil {
+		d.printf("\n")
+		d.pacer.wait(d.ctx, d.term.w, d.pal.dim.Sprintf("  press Enter for %s (Ctrl-C stops the demo) ", title))
+	}
+	if d.stopped() {
+		return
+	}
 	rule := strings.Repeat("─", max(3, 70-len([]rune(title))-4))
 	d.printf("\n%s\n\n", d.pal.system.Sprint("── "+title+" "+rule))
 }
@@ -271,6 +315,34 @@ func (d *demo) logEvent(ev serverEvent) {
 	d.logMu.Lock()
 	defer d.logMu.Unlock()
 	d.srvLog = append(d.srvLog, ev)
+	select {
+	case d.logged <- struct{}{}:
+	default:
+	}
+}
+
+// serverLogged waits until the server has logged an event of kind holding
+// text, then shows the log: the server logs a leave after it tells the
+// others, so a client can see it before the log has it.
+func (d *demo) serverLogged(ctx context.Context, kind eventKind, text string) error {
+	t := time.NewTimer(demoWait)
+	defer t.Stop()
+	for {
+		d.logMu.Lock()
+		found := slices.ContainsFunc(d.srvLog, func(ev serverEvent) bool { return ev.Kind == kind && strings.Contains(ev.Text, text) })
+		d.logMu.Unlock()
+		if found {
+			d.showServerLog()
+			return nil
+		}
+		select {
+		case <-d.logged:
+		case <-t.C:
+			return fmt.Errorf("the server did not log [%s] %s", kind, text)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 func (d *demo) showServerLog() {
@@ -294,6 +366,9 @@ func (d *demo) readKeylog() (keylogEntries, error) {
 
 // replay replays the capture at path into out.
 func (d *demo) replay(path string, opts *replayOptions, out replayOutput) error {
+	if d.stopped() {
+		return d.ctx.Err()
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,9 @@ type demoPeer struct {
 
 // connect runs one client's handshake, printing its walk-through.
 func (d *demo) connect(ctx context.Context, name string, c *color.Color) (*demoPeer, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	w := d.term.speaker(name, c)
 	cc := &chatClient{
 		o:    clientOptions{connect: d.addr, name: name, suite: d.suite, fingerprint: d.fp},
@@ -114,8 +118,7 @@ func (p *demoPeer) waitClosed(ctx context.Context) error {
 			for len(p.texts) > 0 {
 				p.show(<-p.texts)
 			}
-			p.c.scr.println(p.c.pal.system.Sprint("(disconnected)"))
-			return nil
+			return nil // the client prints nothing more after /quit
 		case <-t.C:
 			return fmt.Errorf("%s: the server did not close the connection after /quit", p.c.list.self)
 		case <-ctx.Done():
@@ -178,5 +181,59 @@ func (s *demoSpeaker) Write(p []byte) (int, error) {
 			return 0, err
 		}
 		s.buf = s.buf[i+1:]
+	}
+}
+
+// demoPacer holds the demo between its parts until the user presses Enter,
+// so that a part does not scroll away before anyone reads it. It paces only
+// when stdin and stdout are both terminals; piped, the demo runs through.
+// It reads its own handle on the controlling terminal, whose read, unlike
+// stdin's, a deadline can interrupt (Ctrl-C ends a pause at once).
+type demoPacer struct {
+	tty *os.File
+	buf [256]byte
+}
+
+// newDemoPacer returns a pacer, or nil when the demo should not pause.
+func newDemoPacer(stdout io.Writer) *demoPacer {
+	if terminalFile(stdout) == nil || terminalFile(os.Stdin) == nil {
+		return nil
+	}
+	tty, err := os.Open("/dev/tty")
+	if err != nil {
+		return nil
+	}
+	return &demoPacer{tty: tty}
+}
+
+// wait prints prompt and waits for Enter or the end of ctx. A terminal that
+// fails to read ends the pauses; the demo goes on.
+func (p *demoPacer) wait(ctx context.Context, w io.Writer, prompt string) error {
+	if p == nil || p.tty == nil {
+		return ctx.Err()
+	}
+	fmt.Fprint(w, prompt)
+	p.tty.SetReadDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { p.tty.SetReadDeadline(time.Now()) })
+	defer stop()
+	for {
+		n, err := p.tty.Read(p.buf[:])
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			p.close()
+			return nil
+		}
+		if bytes.IndexByte(p.buf[:n], '\n') >= 0 {
+			return nil
+		}
+	}
+}
+
+func (p *demoPacer) close() {
+	if p != nil && p.tty != nil {
+		p.tty.Close()
+		p.tty = nil
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -74,6 +75,24 @@ func TestDemo(t *testing.T) {
 				if !strings.Contains(text, w) {
 					t.Errorf("output lacks %q", w)
 				}
+			}
+			// The server's log comes in the order things happened: bob's
+			// goodbye is logged before anyone quits; each leave is logged
+			// right after its /quit.
+			inOrder(t, text, "[ENCRYPTED BROADCAST] bob: "+demoGoodbye, "bob    │ bob> /quit", "[LEAVE] bob left the chat",
+				"alice  │ alice> /quit", "[LEAVE] alice left the chat", "── 5. The capture")
+			// The real client prints nothing after /quit; piped, the demo
+			// does not pause.
+			for _, no := range []string{"(disconnected)", "press Enter"} {
+				if strings.Contains(text, no) {
+					t.Errorf("output has %q", no)
+				}
+			}
+			// The closing hint names the suite the demo ran.
+			hint := text[strings.Index(text, "── Try it in three terminals"):]
+			if strings.Contains(hint, "-suite modern") != (suite == suiteModern) ||
+				!strings.Contains(hint, "encchat server") || !strings.Contains(hint, "encchat replay -keylog keys.log chat.jsonl") {
+				t.Errorf("the %s demo's closing hint:\n%s", suite, hint)
 			}
 			if regexp.MustCompile(`[0-9]+ of [0-9]+ sealed records decrypted with server.pem alone`).MatchString(text) != (suite == suiteClassic) {
 				t.Errorf("server.pem decrypted the wrong amount for the %s suite", suite)
@@ -185,4 +204,56 @@ func lessonWaitGoroutines(t *testing.T, before int) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// inOrder fails unless each of want appears in text after the one before.
+func inOrder(t *testing.T, text string, want ...string) {
+	t.Helper()
+	pos := 0
+	for _, w := range want {
+		i := strings.Index(text[pos:], w)
+		if i < 0 {
+			t.Errorf("%q does not follow %q", w, text[:pos][max(0, pos-80):])
+			return
+		}
+		pos += i + len(w)
+	}
+}
+
+// TestDemoPacedOnATerminal runs the demo binary in a pseudo-terminal: it
+// waits for Enter before each part, and Ctrl-C at a pause stops it.
+func TestDemoPacedOnATerminal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := replBinary(t, t.TempDir())
+	t.Run("Enter goes on", func(t *testing.T) {
+		term := startReplTermCmd(t, exec.Command(bin, "demo"))
+		pos := term.waitFor("press Enter for 2. alice connects", 0)
+		time.Sleep(300 * time.Millisecond) // the demo is waiting, not running on
+		if strings.Contains(term.output(), "── 2. alice connects") {
+			t.Fatal("part 2 started without Enter")
+		}
+		term.send("\r")
+		pos = term.waitFor("── 2. alice connects", pos)
+		for _, part := range []string{"3. bob connects", "4. They chat", "5. The capture", "6. Later", "Try it in three terminals"} {
+			pos = term.waitFor("press Enter for "+part, pos)
+			term.send("\r")
+			pos = term.waitFor("── "+part, pos)
+		}
+		if code := term.exitCode(); code != 0 {
+			t.Errorf("exit %d", code)
+		}
+	})
+	t.Run("Ctrl-C at a pause stops", func(t *testing.T) {
+		term := startReplTermCmd(t, exec.Command(bin, "demo"))
+		term.waitFor("press Enter for 2. alice connects", 0)
+		term.send("\x03")
+		if code := term.exitCode(); code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+		if out := term.output(); !strings.Contains(out, "demo interrupted") || strings.Contains(out, "── 2. alice connects") {
+			t.Errorf("output after Ctrl-C:\n%s", out)
+		}
+	})
 }
