@@ -98,6 +98,16 @@ func readSentConns(r io.Reader, want int) ([]*sentConn, error) {
 	return order, nil
 }
 
+// readSentConnsFile is readSentConns of the capture at path.
+func readSentConnsFile(path string, want int) ([]*sentConn, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readSentConns(f, want)
+}
+
 // cutFrame cuts one whole frame off the front of b.
 func cutFrame(b []byte) (payload, rest []byte, ok bool) {
 	if len(b) < headerLen {
@@ -222,7 +232,11 @@ func replaySend(ctx context.Context, addr string, c *sentConn, report func(strin
 			break
 		}
 	}
-	if len(rest) > 0 {
+	switch len(rest) {
+	case 0:
+	case 1:
+		report(fmt.Sprintf("→ frame %d, a chat record, as recorded", len(c.frames)))
+	default:
 		report(fmt.Sprintf("→ frames %d–%d, %d chat records, as recorded", len(answers)+1, len(c.frames), len(rest)))
 	}
 	n, size := 0, 0
@@ -242,8 +256,8 @@ func replaySend(ctx context.Context, addr string, c *sentConn, report func(strin
 	if closedAtEnd {
 		end = "then the server closed the connection (the recorded session ended with /quit, or the connection was dropped)"
 	}
-	report(fmt.Sprintf("← %d sealed records, %d B, %s", n, size, end))
-	return sendResult{Accepted: true, Why: fmt.Sprintf("the server took connection %d again as its recorded user: it answered the recorded username like the first time, and %d records came back, the server's relay of the old messages under the recorded name (unreadable here: no key)", c.id, n)}, nil
+	report(fmt.Sprintf("← %s, %d B, %s", fmt.Sprintf("%d %s", n, plural(n, "sealed record", "sealed records")), size, end))
+	return sendResult{Accepted: true, Why: fmt.Sprintf("the server took connection %d again as its recorded user: it answered the recorded username as it did the first time, and %s came back: the server relaying the old messages under the recorded name (unreadable here: no key)", c.id, fmt.Sprintf("%d %s", n, plural(n, "record", "records")))}, nil
 }
 
 // refusedAfter explains a refusal after the client's handshake frame i.
@@ -355,13 +369,7 @@ func runReplaySend(path, addr string, connID int, stdout, stderr io.Writer) int 
 		hintf(stderr, "replay -send sends recorded traffic to servers on this machine only")
 		return 2
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		errorf(stderr, "%v", err)
-		return 2
-	}
-	conns, err := readSentConns(f, connID)
-	f.Close()
+	conns, err := readSentConnsFile(path, connID)
 	if err != nil {
 		var le *lineError
 		if errors.As(err, &le) {
