@@ -211,7 +211,7 @@ func (r *rewriteRelay) clientToServer(up, down net.Conn, closeBoth func()) int {
 				rewritten++
 				r.report(fmt.Sprintf("%s: client → server frame %d (chat record %d): %s; blind: it reads %q only if it began with %q", r.label, n, n-rewriteHandshakeFrames(r.suite), where, r.spec.new, r.spec.old))
 			} else {
-				r.report(fmt.Sprintf("%s: client → server frame %d is not a %s record; relayed unchanged", r.label, n, r.suite))
+				r.report(fmt.Sprintf("%s: client → server frame %d relayed unchanged: not a %s record, or too short to reach the changed bytes", r.label, n, r.suite))
 			}
 		}
 		if err := writeFrame(up, payload); err != nil {
@@ -228,8 +228,8 @@ func (r *rewriteRelay) clientToServer(up, down net.Conn, closeBoth func()) int {
 func flipRecord(suite string, payload []byte, spec rewriteSpec) (string, bool) {
 	if suite == suiteModern {
 		n := min(len(spec.mask), len(payload)-gcmTagLen)
-		if n <= 0 {
-			return "", false
+		if n <= 0 || (rewriteSpec{mask: spec.mask[:n]}).changedBytes() == "no byte" {
+			return "", false // too short to reach the changed bytes
 		}
 		for i, m := range spec.mask[:n] {
 			payload[i] ^= m
