@@ -244,3 +244,31 @@ func TestRewritePythonServer(t *testing.T) {
 	expectRecv(t, bob, "alice: 90 coins to bob")
 	waitReport(t, reports, "IV byte 0 flipped")
 }
+
+func TestFlipRecord(t *testing.T) {
+	spec, _ := parseRewrite("pay bob 10=pay bob 90")
+	key := bytes.Repeat([]byte{7}, aesKeySize)
+	cc, err := newClassicCipher(key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, _ := cc.seal([]byte("pay bob 10 coins"))
+	n := len(sealed)
+	if where, ok := flipRecord(suiteClassic, sealed, spec); !ok || !strings.HasPrefix(where, "IV byte 8 flipped") || len(sealed) != n {
+		t.Fatalf("classic flip: %q %v, %d bytes (was %d)", where, ok, len(sealed), n)
+	}
+	if text, err := cc.open(sealed); err != nil || string(text) != "pay bob 90 coins" {
+		t.Errorf("the flipped record opens to %q, %v", text, err)
+	}
+	if _, ok := flipRecord(suiteClassic, []byte("not base64!"), spec); ok {
+		t.Error("flipped a classic frame that is not a record")
+	}
+	short := make([]byte, gcmTagLen+5) // "/quit": the changed byte 8 is past its text
+	if _, ok := flipRecord(suiteModern, short, spec); ok {
+		t.Error("counted a modern record too short to reach the changed byte")
+	}
+	long := make([]byte, gcmTagLen+16)
+	if where, ok := flipRecord(suiteModern, long, spec); !ok || where != "ciphertext byte 8 flipped" || long[8] != '1'^'9' {
+		t.Errorf("modern flip: %q %v %x", where, ok, long)
+	}
+}
