@@ -260,8 +260,12 @@ func (d *demo) run(ctx context.Context, page io.Writer, pageName string) (err er
 	}
 	d.stolenKey(tally)
 
+	if err := d.attacks(ctx, "7. An attacker with no key: a message rewritten, a session replayed"); err != nil {
+		return err
+	}
+
 	if page != nil {
-		d.section("7. The lesson page")
+		d.section("8. The lesson page")
 		both := &replayKeys{keylog: entries, keylogName: demoKeylog, rsa: d.key, rsaName: demoKeyName, rsaFP: d.fp}
 		opts := &replayOptions{name: demoCapture, view: "both", keys: both}
 		o := newHTMLOutput(page, opts)

@@ -55,6 +55,15 @@ func TestDemo(t *testing.T) {
 				"SNIFFER: what anyone on the path sees",
 				"── 6. Later, the server's private key is stolen",
 				"wrote " + pagePath + ": 2 connections",
+				// The attacks with no key, in both suites whatever -suite says.
+				"── 7. An attacker with no key: a message rewritten, a session replayed",
+				"bob    │ [",
+				"] alice: pay bob 90 coins",
+				"replay │ ACCEPTED: the server took connection 1 again",
+				"] alice: " + demoPay,
+				"the forgery was refused and nothing from it was delivered",
+				"replay │ REFUSED: the server closed the connection: the modern handshake refused the recorded bytes",
+				"[LEAVE] alice left the chat (record rejected: modern: bad record MAC)",
 			}
 			if suite == suiteClassic {
 				want = append(want,
@@ -236,7 +245,7 @@ func TestDemoPacedOnATerminal(t *testing.T) {
 		}
 		term.send("\r")
 		pos = term.waitFor("── 2. alice connects", pos)
-		for _, part := range []string{"3. bob connects", "4. They chat", "5. The capture", "6. Later", "Try it in three terminals"} {
+		for _, part := range []string{"3. bob connects", "4. They chat", "5. The capture", "6. Later", "7. An attacker", "Try it in three terminals"} {
 			pos = term.waitFor("press Enter for "+part, pos)
 			term.send("\r")
 			pos = term.waitFor("── "+part, pos)

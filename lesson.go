@@ -48,6 +48,7 @@ type htmlOutput struct {
 	// maxFrames is how many frames the diagrams draw (lessonMaxFrames;
 	// tests lower it).
 	maxFrames int
+	repeats   repeatTracker // replayed and rewritten sessions (lesson_repeats.go)
 }
 
 func newHTMLOutput(w io.Writer, opts *replayOptions) *htmlOutput {
@@ -96,6 +97,7 @@ type lessonConn struct {
 	SessionID          string
 	Fingerprint        string
 	Notes              []string
+	Repeat             string // a replayed or rewritten session (lesson_repeats.go)
 
 	frames  int             // frames seen, drawn or not
 	next    int             // where in the suite's steps the next frame's step is looked for; -1: past the handshake
@@ -147,6 +149,7 @@ type lessonFrame struct {
 	IsTampered       bool
 	Tampered         []string
 	Notes            []string
+	Rewritten        string // how it differs from the session's first connection
 	Aria             string
 	ShaftX1, ShaftX2 int
 	Head, Zigzag     string
@@ -249,6 +252,9 @@ func (o *htmlOutput) frame(f *replayFrame) {
 	}
 
 	lf := o.lessonFrame(f)
+	if mark, rewritten := o.repeats.frame(f); mark != "" {
+		lc.Repeat, lf.Rewritten = mark, rewritten
+	}
 	before, after := lc.step(f, lf)
 	if o.page.Stats.Frames >= o.maxFrames {
 		o.page.Undrawn++

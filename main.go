@@ -29,8 +29,8 @@ const usage = `encchat: an encrypted chat for teaching, and the tools to look in
 Usage:
     encchat server  [-listen ADDR] [-key FILE | -ephemeral] [-suite classic|modern] ...
     encchat client  [-connect ADDR] [-name NAME] [-suite auto|classic|modern] ...
-    encchat tap     -listen ADDR -upstream ADDR -record FILE [-mitm]
-    encchat replay  [-keylog FILE] [-rsa-key FILE] [-key HEX] [-view sniffer|peer|both] CAPTURE
+    encchat tap     -listen ADDR -upstream ADDR [-record FILE] [-mitm | -rewrite 'OLD=NEW']
+    encchat replay  [-keylog FILE] [-rsa-key FILE] [-key HEX] [-view sniffer|peer|both] [-send ADDR] CAPTURE
     encchat bench   [-connect ADDR] [-clients N] [-senders S] [-messages M] [-size BYTES]
     encchat demo    [-suite classic|modern] [-html OUT]
 

@@ -477,6 +477,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	pcapPath := fs.String("pcap", "", "write the TCP connections to a pcap `file` for Wireshark or tshark, instead of replaying")
 	jsonOut := fs.Bool("json", false, "print one JSON object per frame")
 	htmlPath := fs.String("html", "", "write a lesson page to `file`")
+	sendAddr := fs.String("send", "", "the replay attack: send the recorded client bytes of -conn N (or of every connection, in order) to the live server at `address` (loopback only); exit 0 if it accepts them, 1 if it refuses")
 
 	// Flags may follow the capture name too.
 	var names []string
@@ -514,6 +515,19 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 			errorf(stderr, "replay: -html writes a page; it cannot be used with %s", strings.Join(clash, ", "))
 			return 2
 		}
+	}
+	if *sendAddr != "" {
+		var clash []string
+		for _, n := range []string{"json", "view", "speed", "tamper", "keylog", "rsa-key", "key", "pcap", "html"} {
+			if set[n] {
+				clash = append(clash, "-"+n)
+			}
+		}
+		if len(clash) > 0 {
+			errorf(stderr, "replay: -send sends the recorded bytes with no key; it cannot be used with %s", strings.Join(clash, ", "))
+			return 2
+		}
+		return runReplaySend(names[0], *sendAddr, *conn, stdout, stderr)
 	}
 	opts := &replayOptions{name: filepath.Base(names[0]), view: *view, json: *jsonOut, conn: *conn, speed: *speed}
 	if opts.view != "" && opts.view != "sniffer" && opts.view != "peer" && opts.view != "both" {

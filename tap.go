@@ -107,12 +107,25 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 	upstream := fs.String("upstream", "", "`address` of the real server")
 	record := fs.String("record", "", "capture `file` to write")
 	mitm := fs.Bool("mitm", false, "be an active attacker: complete each handshake with the tap's own key")
+	rewriteText := fs.String("rewrite", "", "be an attacker with no key: flip bits of each client's chat records so that text beginning with OLD arrives as NEW (`OLD=NEW`, same length, at most 16 bytes)")
 	if code := parseFlags(fs, args, stdout, stderr); code >= 0 {
 		return code
 	}
+	var spec rewriteSpec
+	if *rewriteText != "" {
+		var err error
+		if spec, err = parseRewrite(*rewriteText); err != nil {
+			errorf(stderr, "tap: -rewrite %v", err)
+			return 2
+		}
+		if *mitm {
+			errorf(stderr, "tap: -mitm and -rewrite cannot be used together")
+			return 2
+		}
+	}
 	var missing []string
 	for _, f := range []struct{ name, v string }{{"-listen", *listen}, {"-upstream", *upstream}, {"-record", *record}} {
-		if f.v == "" {
+		if f.v == "" && (f.name != "-record" || *rewriteText == "") {
 			missing = append(missing, f.name)
 		}
 	}
@@ -135,11 +148,13 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	rec, err := openCapture(*record, "tap", *upstream)
-	if err != nil {
-		ln.Close()
-		errorf(stderr, "%v", err)
-		return 1
+	var rec *capture
+	if *record != "" {
+		if rec, err = openCapture(*record, "tap", *upstream); err != nil {
+			ln.Close()
+			errorf(stderr, "%v", err)
+			return 1
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -150,14 +165,21 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "[%s] %s\n", time.Now().Format("15:04:05"), printable(s))
 	}
 	var tapErr error
-	if *mitm {
+	switch {
+	case *rewriteText != "":
+		fmt.Fprintf(stdout, "encchat tap -rewrite: an attacker with no key between clients on %s and %s (Ctrl-C stops)\n", ln.Addr(), *upstream)
+		tapErr = rewriteTap(ctx, ln, *upstream, spec, rec, report)
+	case *mitm:
 		fmt.Fprintf(stdout, "encchat tap -mitm: an active attacker between clients on %s and %s, recorded to %s (Ctrl-C stops)\n", ln.Addr(), *upstream, *record)
 		tapErr = runMITMTap(ctx, ln, *upstream, mitmKey, rec, report)
-	} else {
+	default:
 		fmt.Fprintf(stdout, "encchat tap: clients connect to %s, relayed to %s, recorded to %s (Ctrl-C stops)\n", ln.Addr(), *upstream, *record)
 		tapErr = tap(ctx, ln, *upstream, rec, report)
 	}
-	recErr := rec.Close()
+	var recErr error
+	if rec != nil {
+		recErr = rec.Close()
+	}
 	code := 0
 	if tapErr != nil {
 		errorf(stderr, "%v", tapErr)
@@ -166,7 +188,7 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 	if recErr != nil {
 		errorf(stderr, "recording %s: %v", *record, recErr)
 		code = 1
-	} else {
+	} else if rec != nil {
 		fmt.Fprintf(stdout, "encchat tap: capture written to %s; replay it with: encchat replay %s\n", *record, *record)
 	}
 	return code

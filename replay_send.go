@@ -1,0 +1,405 @@
+// The replay attack (replay -send ADDR): a recorded connection's client bytes
+// sent again to a live server, by someone with no key. It waits for the
+// server's first frame, sends the recorded frames as they were, and reports
+// what the server answered without decrypting anything. A classic server
+// whose key has not changed accepts the old session again, as its user;
+// after a key change, or in the modern suite, the server refuses it.
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+const (
+	sendDialTimeout = 5 * time.Second
+	sendAnswerWait  = 10 * time.Second       // for each handshake answer (an RSA decryption on a busy server)
+	sendSettle      = 300 * time.Millisecond // after the welcome, for a refusal that closes
+	sendQuiet       = time.Second            // after the last frame, for the relayed messages
+	sendMaxBytes    = 64 << 20               // client bytes of one recorded connection
+)
+
+// sentConn is one recorded connection as replay -send uses it.
+type sentConn struct {
+	id          int
+	frames      [][]byte // the client's frames, payloads in order
+	serverFirst []byte   // the recorded server's first frame, nil when not recorded
+	s2c         []byte   // the recorded server's bytes until its first frame is whole
+	c2s         []byte
+}
+
+// readSentConns reads the client bytes of every connection in a capture
+// (only connection want, when it is not 0), in open order.
+func readSentConns(r io.Reader, want int) ([]*sentConn, error) {
+	cr, err := newCaptureReader(r)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[int]*sentConn{}
+	var order []*sentConn
+	var ev captureEvent
+	for {
+		err := cr.next(&ev)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if want != 0 && ev.Conn != want {
+			continue
+		}
+		c := byID[ev.Conn]
+		if c == nil {
+			c = &sentConn{id: ev.Conn}
+			byID[ev.Conn] = c
+			order = append(order, c)
+		}
+		if ev.Kind != capData {
+			continue
+		}
+		if ev.Dir == wireS2C {
+			if c.serverFirst == nil && len(c.s2c) < headerLen+maxFrameLen {
+				c.s2c = append(c.s2c, ev.Data...)
+				if f, _, ok := cutFrame(c.s2c); ok {
+					c.serverFirst, c.s2c = f, nil
+				}
+			}
+			continue
+		}
+		if len(c.c2s)+len(ev.Data) > sendMaxBytes {
+			return nil, &lineError{ev.Line, fmt.Sprintf("connection %d: more than %d MiB of client bytes", ev.Conn, sendMaxBytes>>20)}
+		}
+		c.c2s = append(c.c2s, ev.Data...)
+	}
+	for _, c := range order {
+		rest := c.c2s
+		for {
+			f, after, ok := cutFrame(rest)
+			if !ok {
+				break
+			}
+			c.frames = append(c.frames, f)
+			rest = after
+		}
+		c.c2s, c.s2c = nil, nil
+	}
+	if want != 0 && len(order) == 0 {
+		return nil, fmt.Errorf("-conn: the capture has no connection %d", want)
+	}
+	return order, nil
+}
+
+// readSentConnsFile is readSentConns of the capture at path.
+func readSentConnsFile(path string, want int) ([]*sentConn, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readSentConns(f, want)
+}
+
+// cutFrame cuts one whole frame off the front of b.
+func cutFrame(b []byte) (payload, rest []byte, ok bool) {
+	if len(b) < headerLen {
+		return nil, b, false
+	}
+	n, err := parseFrameHeader(b[:headerLen])
+	if err != nil || len(b) < headerLen+n {
+		return nil, b, false
+	}
+	return b[headerLen : headerLen+n], b[headerLen+n:], true
+}
+
+// sendResult is what the server did with one replayed connection.
+type sendResult struct {
+	Accepted bool
+	Why      string // one sentence: why it was accepted or refused
+}
+
+// sendFrames is a live connection's frames as they arrive, read by its own
+// goroutine, which ends when the connection closes.
+type sendFrames struct {
+	ch  chan []byte
+	err error // set before ch closes
+}
+
+func readSendFrames(conn net.Conn) *sendFrames {
+	sf := &sendFrames{ch: make(chan []byte, 64)}
+	go func() {
+		br := bufio.NewReader(conn)
+		for {
+			f, err := readFrame(br)
+			if err != nil {
+				sf.err = err
+				close(sf.ch)
+				return
+			}
+			sf.ch <- f
+		}
+	}()
+	return sf
+}
+
+// next waits up to d for a frame; closed reports that the server closed.
+func (sf *sendFrames) next(d time.Duration) (f []byte, closed, timedOut bool) {
+	select {
+	case f, ok := <-sf.ch:
+		return f, !ok, false
+	case <-time.After(d):
+		return nil, false, true
+	}
+}
+
+// replaySend sends the recorded client frames of c to the server at addr
+// and reports each step. It decrypts nothing.
+func replaySend(ctx context.Context, addr string, c *sentConn, report func(string)) (sendResult, error) {
+	if len(c.frames) == 0 {
+		return sendResult{}, fmt.Errorf("connection %d has no whole client frame to send", c.id)
+	}
+	d := net.Dialer{Timeout: sendDialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return sendResult{}, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	frames := readSendFrames(conn)
+	defer func() {
+		conn.Close()
+		for range frames.ch {
+		}
+	}()
+
+	first, closed, timedOut := frames.next(sendAnswerWait)
+	if closed || timedOut {
+		return sendResult{}, fmt.Errorf("the server sent no first frame (%v)", firstNonNil(frames.err, errors.New("timeout")))
+	}
+	suite, note := describeSendFirst(first, c.serverFirst)
+	report("← server's first frame, " + note)
+	if suite == "" {
+		return sendResult{Why: "the server speaks neither suite"}, nil
+	}
+
+	// The client's handshake frames and the frames the server answers each with.
+	answers := []int{1, 1} // classic: key blob → HANDSHAKE_OK; username → welcome
+	names := []string{"key-transport blob", "sealed username"}
+	if suite == suiteModern {
+		answers = []int{2, 0, 1} // ClientHello → ServerVerify, ServerFinished; ClientFinished; username → welcome
+		names = []string{"ClientHello", "ClientFinished", "sealed username"}
+	}
+	if got := replayFirstClientKind(c.frames[0]); got != suite {
+		report(fmt.Sprintf("  the recorded connection was a %s session, the server speaks %s", firstNonEmpty(got, "unknown"), suite))
+	}
+	for i := 0; i < len(answers) && i < len(c.frames); i++ {
+		if err := writeFrame(conn, c.frames[i]); err != nil {
+			return refusedAfter(suite, i, c, first, "the write failed: "+err.Error()), nil
+		}
+		report(fmt.Sprintf("→ frame %d, %s, %d B, as recorded", i+1, names[i], len(c.frames[i])))
+		for a := 0; a < answers[i]; a++ {
+			f, closed, timedOut := frames.next(sendAnswerWait)
+			switch {
+			case closed:
+				return refusedAfter(suite, i, c, first, "the server closed the connection"), nil
+			case timedOut:
+				return sendResult{Why: fmt.Sprintf("the server did not answer %s within %v", names[i], sendAnswerWait)}, nil
+			}
+			report(fmt.Sprintf("← %d B %s", len(f), describeSendAnswer(suite, i, f)))
+		}
+	}
+	if len(c.frames) < len(answers) {
+		return sendResult{Why: "the recording ends before the username: nothing to accept"}, nil
+	}
+	// A refused name is answered, then closed.
+	if f, closed, _ := frames.next(sendSettle); closed {
+		return refusedAfter(suite, len(answers)-1, c, first, "the server answered the username and closed the connection"), nil
+	} else if f != nil {
+		report(fmt.Sprintf("← %d B %s", len(f), describeSendAnswer(suite, -1, f)))
+	}
+	rest := c.frames[len(answers):]
+	for _, f := range rest {
+		if err := writeFrame(conn, f); err != nil {
+			break
+		}
+	}
+	switch len(rest) {
+	case 0:
+	case 1:
+		report(fmt.Sprintf("→ frame %d, a chat record, as recorded", len(c.frames)))
+	default:
+		report(fmt.Sprintf("→ frames %d–%d, %d chat records, as recorded", len(answers)+1, len(c.frames), len(rest)))
+	}
+	n, size := 0, 0
+	closedAtEnd := false
+	for {
+		f, closed, timedOut := frames.next(sendQuiet)
+		if closed {
+			closedAtEnd = true
+			break
+		}
+		if timedOut {
+			break
+		}
+		n, size = n+1, size+len(f)
+	}
+	end := "then quiet for " + sendQuiet.String() + "; the tool closed the connection"
+	if closedAtEnd {
+		end = "then the server closed the connection (the recorded session ended with /quit, or the connection was dropped)"
+	}
+	report(fmt.Sprintf("← %s, %d B, %s", fmt.Sprintf("%d %s", n, plural(n, "sealed record", "sealed records")), size, end))
+	return sendResult{Accepted: true, Why: fmt.Sprintf("the server took connection %d again as its recorded user: it answered the recorded username as it did the first time, and %s came back: the server relaying the old messages under the recorded name (unreadable here: no key)", c.id, fmt.Sprintf("%d %s", n, plural(n, "record", "records")))}, nil
+}
+
+// refusedAfter explains a refusal after the client's handshake frame i.
+func refusedAfter(suite string, i int, c *sentConn, first []byte, what string) sendResult {
+	if suite == suiteModern {
+		return sendResult{Why: what + ": the modern handshake refused the recorded bytes. The server's hello carried a fresh random and fresh X25519 and ML-KEM shares, so the recorded ClientHello leads to other keys, and the recorded ClientFinished does not match this transcript"}
+	}
+	if i == 0 {
+		why := what + " after the recorded key blob: it could not decrypt it with its key"
+		if rec, live := recordedKey(c.serverFirst), recordedKey(first); rec != "" && live != "" && rec != live {
+			why += fmt.Sprintf(". The server's key changed since the recording (%s then, %s now): the blob holds the session key under the old key, which only the old key opens", rec, live)
+		}
+		return sendResult{Why: why}
+	}
+	return sendResult{Why: what + ": the server refused the recorded username (the recorded user may still be online: a name is refused while its holder is connected)"}
+}
+
+// recordedKey is the fingerprint in a classic first frame, or "".
+func recordedKey(first []byte) string {
+	if !isPublicKeyPEM(first) {
+		return ""
+	}
+	pub, err := parsePublicKeyPEM(first)
+	if err != nil {
+		return ""
+	}
+	return fingerprint(pub)
+}
+
+// describeSendFirst names the live server's first frame beside the recorded one.
+func describeSendFirst(first, recorded []byte) (suite, note string) {
+	switch {
+	case isPublicKeyPEM(first):
+		live := recordedKey(first)
+		if live == "" {
+			return "", "a PEM block that does not parse"
+		}
+		rec := recordedKey(recorded)
+		switch {
+		case rec == "":
+			return suiteClassic, fmt.Sprintf("classic public key %s (the recording holds no server key to compare)", live)
+		case rec == live:
+			return suiteClassic, fmt.Sprintf("classic public key %s: the same key as in the recording", live)
+		default:
+			return suiteClassic, fmt.Sprintf("classic public key %s: not the recording's %s, the server's key changed", live, rec)
+		}
+	case isModernHello(first):
+		return suiteModern, "modern ServerHello with a fresh random and fresh key shares (the recorded session's cannot match)"
+	}
+	return "", fmt.Sprintf("%d B that are neither a classic key nor a modern hello", len(first))
+}
+
+// describeSendAnswer names one answer from the server to the client's
+// handshake frame step (-1: after them), without a key.
+func describeSendAnswer(suite string, step int, f []byte) string {
+	if suite == suiteModern {
+		switch modernMessage(f) {
+		case typeServerVerify:
+			return "ServerVerify: the server signed a transcript that holds the recorded ClientHello"
+		case typeServerFinished:
+			return "ServerFinished"
+		}
+		if step == 2 {
+			return "sealed record: the server's answer to the recorded username"
+		}
+		return "sealed record"
+	}
+	switch step {
+	case 0:
+		return "sealed record: the server decrypted the recorded key blob with its key and confirmed (HANDSHAKE_OK)"
+	case 1:
+		return "sealed record: the server's answer to the recorded username"
+	}
+	return "sealed record"
+}
+
+// replayFirstClientKind is the suite a recorded client's first frame belongs to.
+func replayFirstClientKind(f []byte) string {
+	switch {
+	case modernMessage(f) == typeClientHello:
+		return suiteModern
+	case len(f) == rsaBits/8:
+		return suiteClassic
+	}
+	return ""
+}
+
+func firstNonNil(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// runReplaySend is "encchat replay -send ADDR [-conn N] CAPTURE". Its exit
+// status: 0 when the server accepted every replayed connection, 1 when it
+// refused one, 2 when nothing could be tried.
+func runReplaySend(path, addr string, connID int, stdout, stderr io.Writer) int {
+	ctx := context.Background()
+	if err := checkBenchTarget(ctx, addr); err != nil {
+		errorf(stderr, "replay -send: %v", err)
+		hintf(stderr, "replay -send sends recorded traffic to servers on this machine only")
+		return 2
+	}
+	conns, err := readSentConnsFile(path, connID)
+	if err != nil {
+		var le *lineError
+		if errors.As(err, &le) {
+			errorf(stderr, "%s", le.in(path))
+		} else {
+			errorf(stderr, "%v", err)
+		}
+		return 2
+	}
+	name := filepath.Base(path)
+	fmt.Fprintf(stdout, "replay -send %s: %d recorded connection(s) of %s, sent again with no key\n", addr, len(conns), name)
+	code := 0
+	for _, c := range conns {
+		fmt.Fprintf(stdout, "\n── conn %d: %d client frames\n", c.id, len(c.frames))
+		res, err := replaySend(ctx, addr, c, func(s string) { fmt.Fprintln(stdout, "  "+printable(s)) })
+		if err != nil {
+			errorf(stderr, "replay -send: conn %d: %v", c.id, err)
+			return 2
+		}
+		if res.Accepted {
+			fmt.Fprintf(stdout, "  ACCEPTED: %s\n", res.Why)
+		} else {
+			fmt.Fprintf(stdout, "  REFUSED: %s\n", res.Why)
+			code = 1
+		}
+	}
+	verdict := "the server accepted the replayed session: nothing in the protocol tells a recording from its user"
+	if code != 0 {
+		verdict = "the server refused the replayed session"
+	}
+	fmt.Fprintf(stdout, "\n%s\n", verdict)
+	return code
+}
