@@ -366,8 +366,10 @@ func TestInteropGoClientPythonServer(t *testing.T) {
 	if alice.Welcome() != seedWelcome("alice") {
 		t.Errorf("alice welcome %q", alice.Welcome())
 	}
-	if len(steps) != 5 || !strings.Contains(strings.Join(steps[0].Results, "|"), "(450 bytes)") {
-		t.Errorf("handshake steps: %+v, want 5 with a 450-byte key", steps)
+	// Five numbered steps, the key check after the first (unnumbered).
+	if len(steps) != 6 || steps[0].N != 1 || !strings.Contains(strings.Join(steps[0].Results, "|"), "(450 bytes)") ||
+		steps[1].N != 0 || !strings.Contains(strings.Join(steps[1].Results, "|"), "matches -fingerprint") {
+		t.Errorf("handshake steps: %+v, want 5 numbered with a 450-byte key, the key check after the first", steps)
 	}
 
 	// bob pins on first use; the pin is Python's fingerprint.

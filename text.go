@@ -31,6 +31,17 @@ var chatCommands = []struct{ name, args, help string }{
 	{"/quit", "", "leave the chat"},
 }
 
+// helpText lists chatCommands: the server's answer to /help, and the
+// client's own.
+func helpText() string {
+	var b strings.Builder
+	b.WriteString("[HELP] Commands:")
+	for _, c := range chatCommands {
+		b.WriteString("\n  " + strings.TrimSpace(c.name+" "+c.args) + " - " + c.help)
+	}
+	return b.String()
+}
+
 // validateName applies the username rules; the error says why.
 func validateName(name string) error {
 	switch {
