@@ -438,3 +438,36 @@ func TestInteropGoClientPythonServer(t *testing.T) {
 func interopConnReset(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "connection reset")
 }
+
+// TestInteropHelpAgainstPythonServer: the seed's server relays "/help" as
+// chat, so the client answers /help itself and never sends it.
+func TestInteropHelpAgainstPythonServer(t *testing.T) {
+	srv := startPyPeer(t, "python server", "server", "--listen", "127.0.0.1:0")
+	addr, ok := strings.CutPrefix(srv.next(t, interopStartup), "LISTENING ")
+	if !ok {
+		t.Fatalf("python server did not print LISTENING")
+	}
+	srv.next(t, interopWait) // FINGERPRINT
+	bob, err := dialTest(t, addr, clientConfig{Name: "bob", Timeout: interopWait})
+	if err != nil {
+		t.Fatalf("bob: %v", err)
+	}
+	code, out, errs := runReplClient(t, replOptions(addr, "alice"), strings.NewReader("/help\n/help pm\nhello\n"))
+	if code != 0 {
+		t.Fatalf("alice: exit %d, stderr:\n%s", code, errs)
+	}
+	for _, want := range []string{"[HELP] Commands:\n  /pm <username> <message> - send a private message\n  /list - show who is online\n", "/quit - leave the chat"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("alice's output lacks %q:\n%s", want, out)
+		}
+	}
+	skipped := expect(t, bob, "alice: hello")
+	for _, text := range skipped {
+		if strings.Contains(text, "/help") {
+			t.Errorf("/help reached the Python server and was relayed: %q", text)
+		}
+	}
+	if strings.Contains(out, "alice: /help") {
+		t.Errorf("/help was relayed back to alice:\n%s", out)
+	}
+}

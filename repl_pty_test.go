@@ -343,6 +343,29 @@ func TestClientBinary(t *testing.T) {
 		}
 	})
 
+	t.Run("a taken name at the prompt is asked again", func(t *testing.T) {
+		srv := startReplServer(t)
+		bob := dialReplPeer(t, srv.addr, "bob")
+		// No -insecure: the first attempt pins the key, the second matches it.
+		alice := startReplTerm(t, bin, "-connect", srv.addr, "-no-color")
+		pos := alice.waitFor("Enter your username: ", 0)
+		alice.send("bob\r")
+		pos = alice.waitFor("server refused: Username already taken", pos)
+		pos = alice.waitFor("someone with that name is online; pick another", pos)
+		pos = alice.waitFor("Enter your username: ", pos)
+		alice.send("carol\r")
+		pos = alice.waitFor("matches the pin in", pos)
+		alice.waitFor("carol> ", pos)
+		bob.expect(t, `\[SYSTEM\] carol joined`)
+		alice.send("/quit\r")
+		if code := alice.exitCode(); code != 0 {
+			t.Errorf("exit code %d, want 0", code)
+		}
+		if strings.Contains(alice.output(), "-name NAME") {
+			t.Error("the hint points at -name, though the name is asked again")
+		}
+	})
+
 	t.Run("SIGTERM while reading leaves", func(t *testing.T) {
 		srv := startReplServer(t)
 		bob := dialReplPeer(t, srv.addr, "bob")
