@@ -471,3 +471,21 @@ func TestInteropHelpAgainstPythonServer(t *testing.T) {
 		t.Errorf("/help was relayed back to alice:\n%s", out)
 	}
 }
+
+// TestInteropPythonClientModernServer: the seed's client cannot read a
+// modern hello and hangs up; the server says which failure that can be.
+func TestInteropPythonClientModernServer(t *testing.T) {
+	ts := startTestServer(t, serverConfig{Suite: suiteModern})
+	cli := startPyPeer(t, "python client", "client", "--connect", ts.addr, "--name", "alice")
+	select {
+	case <-cli.exited:
+	case <-time.After(interopWait):
+		t.Fatal("python client still running against a modern server")
+	}
+	if code := cli.cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("python client: exit %d, want 1 (handshake failure)", code)
+	}
+	ts.logged(t, evRefused, "closed during handshake, after the server hello and before the client sent a byte: "+
+		"the client refused the key (its pin or -fingerprint names another), or it cannot read a modern hello "+
+		"(the seed's client speaks only the classic suite: run the server without -suite modern for it)")
+}
