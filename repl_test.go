@@ -414,7 +414,11 @@ func TestClientKeyWarning(t *testing.T) {
 
 	o := replOptions(srv.addr, "bot")
 	o.insecure, o.fingerprint = false, wrongFP
-	code, _, errs := runReplClient(t, o, strings.NewReader("never sent\n"))
+	code, out, errs := runReplClient(t, o, strings.NewReader("never sent\n"))
+	// The walk-through shows the key arriving before the warning stops it.
+	if step1 := "[1/5] Receiving server's RSA public key...\n      ✓ Received RSA-2048 public key (450 bytes)\n"; !strings.HasSuffix(out, step1) {
+		t.Errorf("-fingerprint mismatch: stdout does not end with step 1:\n%s", out)
+	}
 	if code != 1 || !strings.Contains(errs, "WARNING: SERVER KEY DOES NOT MATCH -fingerprint") ||
 		!strings.Contains(errs, "expected "+wrongFP) || !strings.Contains(errs, "got      "+realFP) {
 		t.Errorf("-fingerprint mismatch: exit %d, stderr:\n%s", code, errs)
@@ -447,10 +451,10 @@ func TestClientKeyWarning(t *testing.T) {
 	}
 
 	// The hint's command forgets the pin; the next client pins the key anew.
-	var out, errb bytes.Buffer
+	var fout, ferr bytes.Buffer
 	args := strings.Fields(forget)[1:]
-	if code := run(context.Background(), args, nil, &out, &errb); code != 0 || !strings.Contains(out.String(), "1 line removed") {
-		t.Fatalf("%s: exit %d, stdout %q, stderr %q", forget, code, out.String(), errb.String())
+	if code := run(context.Background(), args, nil, &fout, &ferr); code != 0 || !strings.Contains(fout.String(), "1 line removed") {
+		t.Fatalf("%s: exit %d, stdout %q, stderr %q", forget, code, fout.String(), ferr.String())
 	}
 	code, stdout, errs := runReplClient(t, o, strings.NewReader("now sent\n"))
 	if code != 0 || !strings.Contains(stdout, "first seen now: pinned in "+known) {
