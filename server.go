@@ -377,7 +377,7 @@ func (s *server) handshake(conn net.Conn, addr string) (*member, error) {
 	})
 	if err != nil {
 		if sent.n == 0 && errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("closed during handshake, %s", s.silentHangUp())
+			return nil, fmt.Errorf("closed during handshake, %s", silentHangUp(s.cfg.Suite))
 		}
 		return nil, handshakeError(err, "handshake")
 	}
@@ -428,18 +428,6 @@ func (s *server) handshake(conn net.Conn, addr string) (*member, error) {
 	s.logf(evJoin, "%s joined from %s", name, addr)
 	s.kick(kicked)
 	return m, nil
-}
-
-// silentHangUp says why a client may close right after the server's first
-// frame without sending a byte: what the server can tell of a refusal.
-func (s *server) silentHangUp() string {
-	if s.cfg.Suite == suiteModern {
-		return "after the server hello and before the client sent a byte: the client refused the key " +
-			"(its pin or -fingerprint names another), or it cannot read a modern hello " +
-			"(the seed's client speaks only the classic suite: run the server without -suite modern for it)"
-	}
-	return "after the server's public key and before the client sent a byte: the client refused the key " +
-		"(its pin or -fingerprint names another), or refused the classic suite (-suite modern)"
 }
 
 // readCounter counts the bytes a client sent, so that a client that hung
