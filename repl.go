@@ -266,7 +266,7 @@ func (c *chatClient) handshakeFailed(err error) {
 	case errors.As(err, &downgrade):
 		errorf(c.errw, "%s", sanitizeText(downgrade.Error()))
 		if c.o.suite != suiteModern && c.o.knownServers != "" {
-			hintf(c.errw, "if %s really went back to the classic suite, remove its line from %s", downgrade.Addr, c.o.knownServers)
+			hintf(c.errw, "if %s really went back to the classic suite, forget its pin with: %s", sanitizeText(downgrade.Addr), c.forgetCommand(downgrade.Addr))
 		}
 	case errors.As(err, &refused):
 		errorf(c.errw, "%s", sanitizeText(refused.Error()))
@@ -320,11 +320,15 @@ func (c *chatClient) keyWarning(e *keyMismatchError) {
 		hintf(w, "compare with the fingerprint the server's banner prints (\"Key: RSA-2048 SHA256:...\")")
 		return
 	}
-	forget := "encchat forget " + addr
-	if file != "" && !c.o.defaultKnownServers {
-		forget = "encchat forget -known-servers " + file + " " + addr
+	hintf(w, "if the change is expected (the seed's server makes a new key at every start), forget the old key with: %s", c.forgetCommand(e.Addr))
+}
+
+// forgetCommand is the command that forgets addr's pin.
+func (c *chatClient) forgetCommand(addr string) string {
+	if c.o.knownServers != "" && !c.o.defaultKnownServers {
+		return "encchat forget -known-servers " + c.o.knownServers + " " + sanitizeText(addr)
 	}
-	hintf(w, "if the change is expected (the seed's server makes a new key at every start), forget the old key with: %s", forget)
+	return "encchat forget " + sanitizeText(addr)
 }
 
 // secured prints the end of the walk-through and the server's welcome.
