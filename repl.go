@@ -222,7 +222,7 @@ func (c *chatClient) connect(ctx context.Context, name string, rec *capture, kl 
 	cs, err := clientHandshake(conn, clientConfig{
 		Name: name, Suite: suite, Addr: c.o.connect,
 		KnownServers: c.o.knownServers, Fingerprint: c.o.fingerprint, Insecure: c.o.insecure,
-		Record: rec, Keylog: kl, Step: c.step,
+		Record: rec, Keylog: kl, Step: c.step, HelloTimeout: helloTimeout,
 	})
 	stop()
 	c.connectErr = err
