@@ -260,3 +260,44 @@ func TestServerLogsSilentHangUp(t *testing.T) {
 		}
 	}
 }
+
+// TestForget: "encchat forget ADDR" removes every pin of ADDR and keeps
+// the rest of the file, comments included, private.
+func TestForget(t *testing.T) {
+	known := filepath.Join(t.TempDir(), "known_servers")
+	fp := "SHA256:" + strings.Repeat("A", 43)
+	content := "# pins\n127.0.0.1:5174 classic " + fp + "\n10.0.0.7:5174 modern " + fp + "\n127.0.0.1:5174 modern " + fp + "\n"
+	if err := os.WriteFile(known, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if lines := knownServerLines(known, "127.0.0.1:5174"); len(lines) != 2 || lines[0] != 2 || lines[1] != 4 {
+		t.Errorf("knownServerLines = %v, want [2 4]", lines)
+	}
+	code, out, errs := runCLI(t, "forget", "-known-servers", known, "127.0.0.1") // the default port
+	if code != 0 || !strings.Contains(out, "forgot the key of 127.0.0.1:5174 (2 lines removed)") {
+		t.Fatalf("forget: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	data, err := os.ReadFile(known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "# pins\n10.0.0.7:5174 modern " + fp + "\n"; string(data) != want {
+		t.Errorf("after forget the file reads %q, want %q", data, want)
+	}
+	if fi, err := os.Stat(known); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode after forget: %v %v, want 0600", fi.Mode(), err)
+	}
+	code, out, _ = runCLI(t, "forget", "-known-servers", known, "127.0.0.1:5174")
+	if code != 0 || !strings.Contains(out, "nothing to forget") {
+		t.Errorf("forget again: exit %d, stdout %q", code, out)
+	}
+	code, out, _ = runCLI(t, "forget", "-known-servers", known+".missing", "127.0.0.1:5174")
+	if code != 0 || !strings.Contains(out, "nothing pinned") {
+		t.Errorf("forget, no file: exit %d, stdout %q", code, out)
+	}
+	for _, args := range [][]string{{"forget"}, {"forget", "a:1", "b:2"}, {"forget", "127.0.0.1:99999"}} {
+		if code, _, errs := runCLI(t, args...); code != 2 || errs == "" {
+			t.Errorf("%q: exit %d, stderr %q; want 2", args, code, errs)
+		}
+	}
+}
