@@ -207,11 +207,13 @@ func classicServerHandshake(rw io.ReadWriter, cfg *handshakeConfig) (recordCiphe
 func classicClientHandshake(rw io.ReadWriter, first []byte, cfg *handshakeConfig) (recordCipher, error) {
 	cfg = cfg.withDefaults()
 
-	// Step 1: the server's public key, checked against its pin.
+	// Step 1: the server's public key, then its check against the pin.
 	pub, err := parsePublicKeyPEM(first)
 	if err != nil {
 		return nil, err
 	}
+	cfg.Step(handshakeStep{N: 1, Total: 5, Title: classicSteps.title(1),
+		Results: []string{fmt.Sprintf("Received RSA-%d public key (%d bytes)", pub.N.BitLen(), len(first))}})
 	if cfg.CheckKey == nil {
 		return nil, errors.New("no server key check")
 	}
@@ -219,8 +221,7 @@ func classicClientHandshake(rw io.ReadWriter, first []byte, cfg *handshakeConfig
 	if err != nil {
 		return nil, err
 	}
-	cfg.Step(handshakeStep{N: 1, Total: 5, Title: classicSteps.title(1),
-		Results: []string{fmt.Sprintf("Received RSA-%d public key (%d bytes)", pub.N.BitLen(), len(first)), note}})
+	cfg.Step(handshakeStep{Title: "Server identity", Results: []string{note}})
 
 	// Step 2: a fresh AES-256 key, sent under RSA-OAEP.
 	key := make([]byte, aesKeySize)

@@ -366,8 +366,10 @@ func TestInteropGoClientPythonServer(t *testing.T) {
 	if alice.Welcome() != seedWelcome("alice") {
 		t.Errorf("alice welcome %q", alice.Welcome())
 	}
-	if len(steps) != 5 || !strings.Contains(strings.Join(steps[0].Results, "|"), "(450 bytes)") {
-		t.Errorf("handshake steps: %+v, want 5 with a 450-byte key", steps)
+	// Five numbered steps, the key check after the first (unnumbered).
+	if len(steps) != 6 || steps[0].N != 1 || !strings.Contains(strings.Join(steps[0].Results, "|"), "(450 bytes)") ||
+		steps[1].N != 0 || !strings.Contains(strings.Join(steps[1].Results, "|"), "matches -fingerprint") {
+		t.Errorf("handshake steps: %+v, want 5 numbered with a 450-byte key, the key check after the first", steps)
 	}
 
 	// bob pins on first use; the pin is Python's fingerprint.
@@ -435,4 +437,55 @@ func TestInteropGoClientPythonServer(t *testing.T) {
 
 func interopConnReset(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "connection reset")
+}
+
+// TestInteropHelpAgainstPythonServer: the seed's server relays "/help" as
+// chat, so the client answers /help itself and never sends it.
+func TestInteropHelpAgainstPythonServer(t *testing.T) {
+	srv := startPyPeer(t, "python server", "server", "--listen", "127.0.0.1:0")
+	addr, ok := strings.CutPrefix(srv.next(t, interopStartup), "LISTENING ")
+	if !ok {
+		t.Fatalf("python server did not print LISTENING")
+	}
+	srv.next(t, interopWait) // FINGERPRINT
+	bob, err := dialTest(t, addr, clientConfig{Name: "bob", Timeout: interopWait})
+	if err != nil {
+		t.Fatalf("bob: %v", err)
+	}
+	code, out, errs := runReplClient(t, replOptions(addr, "alice"), strings.NewReader("/help\n/help pm\nhello\n"))
+	if code != 0 {
+		t.Fatalf("alice: exit %d, stderr:\n%s", code, errs)
+	}
+	for _, want := range []string{"[HELP] Commands:\n  /pm <username> <message> - send a private message\n  /list - show who is online\n", "/quit - leave the chat"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("alice's output lacks %q:\n%s", want, out)
+		}
+	}
+	skipped := expect(t, bob, "alice: hello")
+	for _, text := range skipped {
+		if strings.Contains(text, "/help") {
+			t.Errorf("/help reached the Python server and was relayed: %q", text)
+		}
+	}
+	if strings.Contains(out, "alice: /help") {
+		t.Errorf("/help was relayed back to alice:\n%s", out)
+	}
+}
+
+// TestInteropPythonClientModernServer: the seed's client cannot read a
+// modern hello and hangs up; the server says which failure that can be.
+func TestInteropPythonClientModernServer(t *testing.T) {
+	ts := startTestServer(t, serverConfig{Suite: suiteModern})
+	cli := startPyPeer(t, "python client", "client", "--connect", ts.addr, "--name", "alice")
+	select {
+	case <-cli.exited:
+	case <-time.After(interopWait):
+		t.Fatal("python client still running against a modern server")
+	}
+	if code := cli.cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("python client: exit %d, want 1 (handshake failure)", code)
+	}
+	ts.logged(t, evRefused, "closed during handshake, after the server hello and before the client sent a byte: "+
+		"the client refused the key (its pin or -fingerprint names another), or it cannot read a modern hello "+
+		"(the seed's client speaks only the classic suite: run the server without -suite modern for it)")
 }

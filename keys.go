@@ -206,3 +206,98 @@ func addKnownServer(path string, k knownServer) error {
 	}
 	return err
 }
+
+// parseFingerprint reads a fingerprint as people paste it: with or without
+// the "SHA256:" prefix, in any case of the prefix, with or without base64
+// padding. It returns the form the banner prints, or an error naming it.
+func parseFingerprint(s string) (string, error) {
+	b64 := strings.TrimSpace(s)
+	if len(b64) > len("SHA256:") && strings.EqualFold(b64[:len("SHA256:")], "SHA256:") {
+		b64 = b64[len("SHA256:"):]
+	}
+	sum, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(b64, "="))
+	if err != nil || len(sum) != sha256.Size {
+		return "", fmt.Errorf("%q is not a key fingerprint: want SHA256: and 43 base64 characters, as the server's banner prints it (\"Key: RSA-2048 SHA256:...\")", s)
+	}
+	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum), nil
+}
+
+// knownServerLines returns the line numbers of addr's pins in the
+// known-servers file.
+func knownServerLines(path, addr string) []int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var lines []int
+	for i, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == addr {
+			lines = append(lines, i+1)
+		}
+	}
+	return lines
+}
+
+// forgetKnownServer removes addr's pins from the known-servers file, as
+// OpenSSH's "ssh-keygen -R" does, and returns how many lines it removed.
+// The file is rewritten through a temporary file and a rename.
+func forgetKnownServer(path, addr string) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var keep []string
+	removed := 0
+	for _, line := range strings.SplitAfter(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == addr {
+			removed++
+			continue
+		}
+		keep = append(keep, line)
+	}
+	if removed == 0 {
+		return 0, nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".known_servers-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(strings.Join(keep, "")); err != nil {
+		tmp.Close()
+		return 0, err
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return 0, err
+	}
+	if err := tmp.Close(); err != nil {
+		return 0, err
+	}
+	return removed, os.Rename(tmp.Name(), path)
+}
+
+// defaultKeyName is what "-rsa-key default" says: the key a server started
+// without -key uses.
+const defaultKeyName = "default"
+
+// defaultServerKeyPath is where a server started without -key keeps its key.
+func defaultServerKeyPath() (string, error) {
+	dir, err := configDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "server.pem"), nil
+}
+
+// resolveKeyPath turns "default" into the default key's path; any other
+// name is a file name ("./default" names a file called default).
+func resolveKeyPath(name string) string {
+	if name != defaultKeyName {
+		return name
+	}
+	if path, err := defaultServerKeyPath(); err == nil {
+		return path
+	}
+	return name
+}

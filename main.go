@@ -12,10 +12,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -33,8 +37,10 @@ Usage:
     encchat replay  [-keylog FILE] [-rsa-key FILE] [-key HEX] [-view sniffer|peer|both] [-send ADDR] CAPTURE
     encchat bench   [-connect ADDR] [-clients N] [-senders S] [-messages M] [-size BYTES]
     encchat demo    [-suite classic|modern] [-html OUT]
+    encchat forget  [-known-servers FILE] ADDR
+    encchat version
 
-Run "encchat SUBCOMMAND -h" for the flags of one subcommand.
+Run "encchat help SUBCOMMAND" (or "encchat SUBCOMMAND -h") for the flags of one subcommand.
 
 Examples:
     encchat server                          # terminal 1: a server on 127.0.0.1:5174
@@ -44,7 +50,23 @@ Examples:
     encchat replay -keylog keys.log chat.jsonl
 `
 
-const defaultAddr = "127.0.0.1:5174"
+const (
+	defaultPort = "5174" // the seed's
+	defaultAddr = "127.0.0.1:" + defaultPort
+)
+
+// subcommands says, for "encchat SUB -h" and "encchat help SUB", what each
+// subcommand does and the arguments it takes besides its flags.
+var subcommands = map[string]struct{ args, about string }{
+	"server":  {"[flags]", "Run a chat server: the seed's protocol (classic) or the modern suite."},
+	"client":  {"[flags]", "Join a chat server; the name is asked at a prompt when -name is absent."},
+	"tap":     {"-listen ADDR -upstream ADDR (-record FILE [-mitm] | -rewrite OLD=NEW [-record FILE])", "Relay clients to a real server and record what passes; with -mitm, read it too; with -rewrite, change it with no key."},
+	"replay":  {"[flags] CAPTURE", "Show a capture (a file written by -record or tap) as a sniffer and as the peer."},
+	"bench":   {"[flags]", "Measure a server under load: handshakes, chat throughput, idle memory."},
+	"demo":    {"[flags]", "The whole lesson in one terminal: a server, two scripted clients, then the replay."},
+	"forget":  {"[-known-servers FILE] ADDR", "Remove the pinned key of the server at ADDR (HOST:PORT) from the known-servers file, as ssh-keygen -R does."},
+	"version": {"", "Print encchat's version."},
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -60,9 +82,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 2
 	}
 	switch args[0] {
-	case "-h", "-help", "--help", "help":
+	case "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "help":
+		return runHelp(ctx, args[1:], stdin, stdout, stderr)
+	case "version":
+		return runVersion(args[1:], stdout, stderr)
+	case "forget":
+		return runForget(args[1:], stdout, stderr)
 	case "server":
 		return runServer(ctx, args[1:], stdout, stderr)
 	case "client":
@@ -92,24 +120,157 @@ func hintf(w io.Writer, format string, args ...any) {
 }
 
 // parseFlags parses a subcommand's flags. It returns -1 to go on, or the
-// exit code: 0 after -h, 2 after a bad flag (one line naming it).
+// exit code: 0 after -h, 2 after a bad flag (one line naming it, and a hint
+// to run -h).
 func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
+	sub := subcommands[fs.Name()]
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		fs.SetOutput(stdout)
-		fmt.Fprintf(stdout, "Usage of encchat %s:\n", fs.Name())
-		fs.PrintDefaults()
+		fmt.Fprintf(stdout, "Usage: %s\n\n%s\n", strings.TrimSpace("encchat "+fs.Name()+" "+sub.args), sub.about)
+		if strings.Contains(sub.args, "[flags]") || strings.Contains(sub.args, "-") {
+			fmt.Fprintf(stdout, "\nFlags:\n")
+			fs.PrintDefaults()
+		}
 		return 0
 	case err != nil:
 		errorf(stderr, "%s: %v", fs.Name(), err)
+		hintf(stderr, "run \"encchat %s -h\" for its flags", fs.Name())
 		return 2
-	case fs.NArg() > 0 && fs.Name() != "replay":
+	case fs.NArg() > 0 && fs.Name() != "replay" && fs.Name() != "forget":
 		errorf(stderr, "%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+		hintf(stderr, "usage: %s", strings.TrimSpace("encchat "+fs.Name()+" "+sub.args))
 		return 2
 	}
 	return -1
+}
+
+// runHelp is "encchat help [SUBCOMMAND]".
+func runHelp(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	switch {
+	case len(args) == 0:
+		fmt.Fprint(stdout, usage)
+		return 0
+	case len(args) > 1:
+		errorf(stderr, "help: one subcommand at a time, not %q", strings.Join(args, " "))
+		return 2
+	}
+	if _, ok := subcommands[args[0]]; !ok {
+		errorf(stderr, "help: unknown subcommand %q", args[0])
+		hintf(stderr, `run "encchat help" for the list of subcommands`)
+		return 2
+	}
+	return run(ctx, []string{args[0], "-h"}, stdin, stdout, stderr)
+}
+
+// runVersion is "encchat version": the module version and VCS revision
+// the binary was built from, and the Go release.
+func runVersion(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	if code := parseFlags(fs, args, stdout, stderr); code >= 0 {
+		return code
+	}
+	version, revision, dirty := "(unknown)", "", false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		version = bi.Main.Version
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				revision = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+	}
+	line := "encchat " + version
+	if revision != "" {
+		if len(revision) > 12 {
+			revision = revision[:12]
+		}
+		line += " (commit " + revision
+		if dirty {
+			line += ", modified"
+		}
+		line += ")"
+	}
+	fmt.Fprintf(stdout, "%s %s %s/%s\n", line, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return 0
+}
+
+// runForget is "encchat forget ADDR": OpenSSH's "ssh-keygen -R" for the
+// known-servers file.
+func runForget(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("forget", flag.ContinueOnError)
+	known := fs.String("known-servers", "", "pinned server keys `file` (default: the user config dir)")
+	if code := parseFlags(fs, args, stdout, stderr); code >= 0 {
+		return code
+	}
+	if fs.NArg() != 1 {
+		errorf(stderr, "forget needs one server address")
+		hintf(stderr, "usage: encchat forget [-known-servers FILE] HOST:PORT")
+		return 2
+	}
+	addr, err := withDefaultPort(fs.Arg(0))
+	if err != nil {
+		errorf(stderr, "forget: %v", err)
+		return 2
+	}
+	if *known == "" {
+		dir, err := configDir()
+		if err != nil {
+			errorf(stderr, "forget: no config dir (%v); use -known-servers FILE", err)
+			return 1
+		}
+		*known = filepath.Join(dir, "known_servers")
+	}
+	n, err := forgetKnownServer(*known, addr)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		fmt.Fprintf(stdout, "%s: no such file: nothing pinned, nothing to forget\n", *known)
+		return 0
+	case err != nil:
+		errorf(stderr, "forget: %v", err)
+		return 1
+	case n == 0:
+		fmt.Fprintf(stdout, "%s is not in %s: nothing to forget\n", addr, *known)
+		return 0
+	}
+	fmt.Fprintf(stdout, "%s: forgot the key of %s (%d %s removed); the next client pins the key it then sees\n", *known, addr, n, plural(n, "line", "lines"))
+	return 0
+}
+
+// withDefaultPort checks a HOST:PORT address and adds the seed's port 5174
+// to one given without a port ("127.0.0.1", "localhost", "::1").
+func withDefaultPort(addr string) (string, error) {
+	if addr == "" {
+		return "", errors.New("the address is empty: want HOST:PORT, such as " + defaultAddr)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		bare := strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
+		if !strings.Contains(addr, ":") || net.ParseIP(bare) != nil {
+			return net.JoinHostPort(bare, defaultPort), nil
+		}
+		return "", fmt.Errorf("%q is not HOST:PORT: %v", addr, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "", fmt.Errorf("%q: the port must be a number from 0 to 65535, not %q", addr, port)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// listenHint says what to do about a failed Listen, from its cause.
+func listenHint(w io.Writer, err error) {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		hintf(w, "is another server running? pick another port with -listen 127.0.0.1:PORT")
+	case errors.Is(err, syscall.EACCES):
+		hintf(w, "ports below 1024 need privileges; pick a higher one, such as -listen %s", defaultAddr)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		hintf(w, "this machine has no such address: 127.0.0.1 is this machine alone, :%s listens on all of its addresses", defaultPort)
+	}
 }
 
 // colorEnabled decides colour for w: off with -no-color, NO_COLOR, or when
@@ -182,6 +343,15 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		errorf(stderr, "server: -suite must be classic or modern, not %q", *suite)
 		return 2
 	}
+	addr, err := withDefaultPort(*listen)
+	if err != nil {
+		errorf(stderr, "server: -listen %v", err)
+		return 2
+	}
+	if msg := serverLimitsError(*maxClients, *maxPerAddr, *rate, *burst, *queue, *hsTimeout); msg != "" {
+		errorf(stderr, "server: %s", msg)
+		return 2
+	}
 	if *maxFrame < 1024 || *maxFrame > maxFrameLen {
 		errorf(stderr, "server: -max-frame must be between 1024 and %d, not %d", maxFrameLen, *maxFrame)
 		return 2
@@ -197,10 +367,10 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		errorf(stderr, "server key: %v", err)
 		return 1
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		errorf(stderr, "%v", err)
-		hintf(stderr, "is another server running? pick another port with -listen 127.0.0.1:PORT")
+		listenHint(stderr, err)
 		return 1
 	}
 	rec, kl, closeFiles, err := openRecordFiles(*record, *keylogFile, "server", ln.Addr().String())
@@ -270,6 +440,38 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 }
 
+// keyFileHint follows a server key file that could not be read: it says
+// where a server started without -key keeps its key.
+func keyFileHint(w io.Writer, name string, err error) {
+	if !errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if path, perr := defaultServerKeyPath(); perr == nil && name != path {
+		hintf(w, "a server started without -key keeps its key in %s: give that path, or -rsa-key %s", path, defaultKeyName)
+	}
+}
+
+// serverLimitsError checks the server's limits, and says what is wrong
+// with the first bad one ("" when all are good). 0 means "no limit" for
+// -max-clients, -max-per-addr and -rate; a negative value means nothing.
+func serverLimitsError(maxClients, maxPerAddr int, rate float64, burst, queue int, hsTimeout time.Duration) string {
+	switch {
+	case maxClients < 0:
+		return fmt.Sprintf("-max-clients must be 0 (no limit) or more, not %d", maxClients)
+	case maxPerAddr < 0:
+		return fmt.Sprintf("-max-per-addr must be 0 (no limit) or more, not %d", maxPerAddr)
+	case rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0):
+		return fmt.Sprintf("-rate must be 0 (no limit) or a positive number of lines per second, not %g", rate)
+	case burst < 1:
+		return fmt.Sprintf("-burst must be at least 1 line, not %d", burst)
+	case queue < 1:
+		return fmt.Sprintf("-queue must be at least 1 message, not %d", queue)
+	case hsTimeout <= 0:
+		return fmt.Sprintf("-handshake-timeout must be positive, not %v", hsTimeout)
+	}
+	return ""
+}
+
 // serverKey loads, creates or generates the server's RSA key and says where
 // it lives.
 func serverKey(path string, ephemeral bool) (*rsa.PrivateKey, string, error) {
@@ -278,11 +480,10 @@ func serverKey(path string, ephemeral bool) (*rsa.PrivateKey, string, error) {
 		return key, "none (-ephemeral: a new key every start; clients cannot pin it)", err
 	}
 	if path == "" {
-		dir, err := configDir()
-		if err != nil {
+		var err error
+		if path, err = defaultServerKeyPath(); err != nil {
 			return nil, "", fmt.Errorf("no config dir for the default key (%v); use -key FILE or -ephemeral", err)
 		}
-		path = filepath.Join(dir, "server.pem")
 	}
 	key, created, err := loadOrCreateKey(path, rand.Reader)
 	if err != nil {
@@ -336,6 +537,7 @@ type clientOptions struct {
 	knownServers, fingerprint string
 	insecure, noColor         bool
 	record, keylog            string
+	defaultKnownServers       bool // knownServers is the config dir's, not -known-servers
 }
 
 func runClientCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -363,10 +565,25 @@ func runClientCommand(ctx context.Context, args []string, stdin io.Reader, stdou
 		errorf(stderr, "client: -insecure and -fingerprint cannot be used together")
 		return 2
 	}
+	if o.fingerprint != "" {
+		fp, err := parseFingerprint(o.fingerprint)
+		if err != nil {
+			errorf(stderr, "client: -fingerprint %v", err)
+			return 2
+		}
+		o.fingerprint = fp
+	}
+	addr, err := withDefaultPort(o.connect)
+	if err != nil {
+		errorf(stderr, "client: -connect %v", err)
+		return 2
+	}
+	o.connect = addr
 	if o.knownServers == "" && !o.insecure {
 		dir, err := configDir()
 		if err == nil {
 			o.knownServers = filepath.Join(dir, "known_servers")
+			o.defaultKnownServers = true
 		}
 	}
 	return runClient(ctx, o, stdin, stdout, stderr)

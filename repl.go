@@ -80,6 +80,14 @@ func runClient(ctx context.Context, o clientOptions, stdin io.Reader, stdout, st
 	defer closeFiles()
 
 	cs, code := c.connect(ctx, name, rec, kl)
+	// A name typed at the prompt that someone online holds is asked again.
+	for cs == nil && o.name == "" && c.input != nil && nameTaken(c.connectErr) {
+		if name, code = c.askName(ctx, lines); code >= 0 {
+			return code
+		}
+		c.list.self = name
+		cs, code = c.connect(ctx, name, rec, kl)
+	}
 	if cs == nil {
 		return code
 	}
@@ -116,6 +124,7 @@ type chatClient struct {
 	input *ttyInput
 	raw   *rawMode
 
+	connectErr  error       // why the last connect failed
 	sawShutdown atomic.Bool // the server announced its shutdown
 }
 
@@ -176,8 +185,15 @@ func (c *chatClient) askName(ctx context.Context, lines *bufio.Reader) (string, 
 	}
 }
 
+// nameTaken reports whether the server refused the username as taken.
+func nameTaken(err error) bool {
+	var refused *refusedError
+	return errors.As(err, &refused) && refused.Text == nameTakenText
+}
+
 // connect dials and runs the handshake, printing the walk-through. On
-// failure it prints why and returns nil and the exit code.
+// failure it prints why, keeps the error in connectErr, and returns nil and
+// the exit code.
 func (c *chatClient) connect(ctx context.Context, name string, rec *capture, kl *keylog) (*clientSession, int) {
 	fmt.Fprintf(c.out, "Connecting to server at %s...\n", c.o.connect)
 	d := net.Dialer{Timeout: dialTimeout}
@@ -205,9 +221,10 @@ func (c *chatClient) connect(ctx context.Context, name string, rec *capture, kl 
 	cs, err := clientHandshake(conn, clientConfig{
 		Name: name, Suite: suite, Addr: c.o.connect,
 		KnownServers: c.o.knownServers, Fingerprint: c.o.fingerprint, Insecure: c.o.insecure,
-		Record: rec, Keylog: kl, Step: c.step,
+		Record: rec, Keylog: kl, Step: c.step, HelloTimeout: helloTimeout,
 	})
 	stop()
+	c.connectErr = err
 	if err != nil {
 		if ctx.Err() != nil {
 			errorf(c.errw, "interrupted")
@@ -241,25 +258,35 @@ func (c *chatClient) handshakeFailed(err error) {
 	var mismatch *keyMismatchError
 	var downgrade *downgradeError
 	var refused *refusedError
+	var notChat *notChatServerError
 	switch {
 	case errors.As(err, &mismatch):
 		c.keyWarning(mismatch)
 	case errors.As(err, &downgrade):
 		errorf(c.errw, "%s", sanitizeText(downgrade.Error()))
 		if c.o.suite != suiteModern && c.o.knownServers != "" {
-			hintf(c.errw, "if %s really went back to the classic suite, remove its line from %s", downgrade.Addr, c.o.knownServers)
+			hintf(c.errw, "if %s really went back to the classic suite, forget its pin with: %s", sanitizeText(downgrade.Addr), c.forgetCommand(downgrade.Addr))
 		}
 	case errors.As(err, &refused):
 		errorf(c.errw, "%s", sanitizeText(refused.Error()))
-		if strings.Contains(refused.Text, "taken") {
+		switch {
+		case refused.Text != nameTakenText:
+		case c.o.name == "" && c.input != nil:
+			hintf(c.errw, "someone with that name is online; pick another")
+		default:
 			hintf(c.errw, "someone with that name is online; pick another with -name NAME")
 		}
+	case errors.As(err, &notChat):
+		errorf(c.errw, "%s", sanitizeText(notChat.Error()))
+		hintf(c.errw, "is this an encchat server? check the address given to -connect (an encchat server's default port is %s)", defaultPort)
 	default:
 		errorf(c.errw, "handshake with %s failed: %s", c.o.connect, sanitizeText(err.Error()))
 	}
 }
 
-// keyWarning is OpenSSH's "REMOTE HOST IDENTIFICATION HAS CHANGED" block.
+// keyWarning is OpenSSH's "REMOTE HOST IDENTIFICATION HAS CHANGED" block:
+// printed as a block, as OpenSSH prints it, then one "encchat:" line that
+// says what happened and a hint that says what to do.
 func (c *chatClient) keyWarning(e *keyMismatchError) {
 	at := strings.Repeat("@", 59)
 	title := "WARNING: SERVER KEY HAS CHANGED!"
@@ -267,25 +294,40 @@ func (c *chatClient) keyWarning(e *keyMismatchError) {
 		title = "WARNING: SERVER KEY DOES NOT MATCH -fingerprint!"
 	}
 	w := c.errw
-	errorf(w, "%s", c.pal.warn.Sprint(at))
-	errorf(w, "%s", c.pal.warn.Sprintf("@    %-53s@", title))
-	errorf(w, "%s", c.pal.warn.Sprint(at))
-	errorf(w, "IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!")
-	errorf(w, "someone could be reading your chat right now (man-in-the-middle),")
-	errorf(w, "or the server's key has just been changed.")
-	errorf(w, "the key of %s does not match %s:", sanitizeText(e.Addr), sanitizeText(e.Source))
-	errorf(w, "  expected %s", sanitizeText(e.Want))
-	errorf(w, "  got      %s", sanitizeText(e.Got))
-	errorf(w, "the connection was closed before your username was sent")
+	addr := sanitizeText(e.Addr)
+	fmt.Fprintln(w, c.pal.warn.Sprint(at))
+	fmt.Fprintln(w, c.pal.warn.Sprintf("@    %-53s@", title))
+	fmt.Fprintln(w, c.pal.warn.Sprint(at))
+	fmt.Fprintln(w, "IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!")
+	fmt.Fprintln(w, "Someone could be reading your chat right now (man-in-the-middle),")
+	fmt.Fprintln(w, "or the server's key has just been changed.")
+	fmt.Fprintf(w, "The key of %s does not match %s:\n", addr, sanitizeText(e.Source))
+	fmt.Fprintf(w, "  expected %s\n", sanitizeText(e.Want))
+	fmt.Fprintf(w, "  got      %s\n", sanitizeText(e.Got))
+	file := c.o.knownServers
+	if e.Source != "-fingerprint" && file != "" {
+		for _, n := range knownServerLines(file, e.Addr) {
+			fmt.Fprintf(w, "Offending key in %s:%d\n", file, n)
+		}
+	}
+	what := "has changed"
+	if e.Source == "-fingerprint" {
+		what = "does not match -fingerprint"
+	}
+	errorf(w, "the key of %s %s: the connection was closed before your username was sent", addr, what)
 	if e.Source == "-fingerprint" {
 		hintf(w, "compare with the fingerprint the server's banner prints (\"Key: RSA-2048 SHA256:...\")")
 		return
 	}
-	file := c.o.knownServers
-	if file == "" {
-		file = "the known-servers file"
+	hintf(w, "if the change is expected (the seed's server makes a new key at every start), forget the old key with: %s", c.forgetCommand(e.Addr))
+}
+
+// forgetCommand is the command that forgets addr's pin.
+func (c *chatClient) forgetCommand(addr string) string {
+	if c.o.knownServers != "" && !c.o.defaultKnownServers {
+		return "encchat forget -known-servers " + c.o.knownServers + " " + sanitizeText(addr)
 	}
-	hintf(w, "if the change is expected, remove the line for %s from %s and connect again", sanitizeText(e.Addr), file)
+	return "encchat forget " + sanitizeText(addr)
 }
 
 // secured prints the end of the walk-through and the server's welcome.
@@ -424,7 +466,7 @@ func (c *chatClient) plain(ctx context.Context, lines *bufio.Reader) int {
 				return 0
 			}
 			text := strings.TrimSpace(s)
-			if text == "" {
+			if text == "" || c.answerLocally(text) {
 				continue
 			}
 			if err := c.cs.Send(text); err != nil {
@@ -532,6 +574,9 @@ func (c *chatClient) handleLine(r lineResult) (lineOutcome, bool) {
 	if text == "" {
 		return lineGoOn, false
 	}
+	if c.answerLocally(text) {
+		return lineGoOn, false
+	}
 	if err := c.cs.Send(text); err != nil {
 		return lineBroken, true
 	}
@@ -539,6 +584,19 @@ func (c *chatClient) handleLine(r lineResult) (lineOutcome, bool) {
 		return lineQuitSent, true
 	}
 	return lineGoOn, false
+}
+
+// answerLocally answers /help in the client, and reports whether it did.
+// The seed's server relays "/help" to everyone as chat, and in the classic
+// suite nothing tells it from encchat's server (the welcome and every
+// answer are the seed's, byte for byte), so /help never goes out: the
+// client lists the commands both servers understand, and /help itself.
+func (c *chatClient) answerLocally(text string) bool {
+	if cmd, _, _ := strings.Cut(text, " "); cmd != "/help" {
+		return false
+	}
+	c.scr.println(c.pal.system.Sprint(helpText()))
+	return true
 }
 
 // finish ends the session after the REPL's last line.

@@ -382,6 +382,71 @@ func TestClientBinary(t *testing.T) {
 		}
 	})
 
+	t.Run("a taken name at the prompt is asked again", func(t *testing.T) {
+		srv := startReplServer(t)
+		bob := dialReplPeer(t, srv.addr, "bob")
+		// No -insecure: the first attempt pins the key, the second matches it.
+		alice := startReplTerm(t, bin, "-connect", srv.addr, "-no-color")
+		pos := alice.waitFor("Enter your username: ", 0)
+		alice.send("bob\r")
+		pos = alice.waitFor("server refused: Username already taken", pos)
+		pos = alice.waitFor("someone with that name is online; pick another", pos)
+		pos = alice.waitFor("Enter your username: ", pos)
+		alice.send("carol\r")
+		pos = alice.waitFor("matches the pin in", pos)
+		alice.waitFor("carol> ", pos)
+		bob.expect(t, `\[SYSTEM\] carol joined`)
+		alice.send("/quit\r")
+		if code := alice.exitCode(); code != 0 {
+			t.Errorf("exit code %d, want 0", code)
+		}
+		if strings.Contains(alice.output(), "-name NAME") {
+			t.Error("the hint points at -name, though the name is asked again")
+		}
+	})
+
+	t.Run("help is answered by the client, Tab included", func(t *testing.T) {
+		got := make(chan []string, 1)
+		addr := replFakeServer(t, func(conn net.Conn, rc recordCipher, name string) {
+			replSend(conn, rc, welcomeText(name))
+			var texts []string
+			for {
+				payload, err := readFrame(conn)
+				if err != nil {
+					break
+				}
+				text, err := rc.open(payload)
+				if err != nil {
+					break
+				}
+				texts = append(texts, string(text))
+				if string(text) == "/quit" {
+					break
+				}
+			}
+			got <- texts
+		})
+		alice := startReplTerm(t, bin, "-connect", addr, "-name", "alice", "-insecure", "-no-color")
+		pos := alice.waitFor("alice> ", 0)
+		alice.send("/he\t")
+		pos = alice.waitFor("alice> /help", pos)
+		alice.send("\r")
+		pos = alice.waitFor("[HELP] Commands:", pos)
+		alice.waitFor("/pm <username> <message> - send a private message", pos)
+		alice.send("/quit\r")
+		if code := alice.exitCode(); code != 0 {
+			t.Errorf("exit code %d, want 0", code)
+		}
+		select {
+		case texts := <-got:
+			if slices.Contains(texts, "/help") || !slices.Contains(texts, "/quit") {
+				t.Errorf("the server received %q: want /quit and no /help", texts)
+			}
+		case <-time.After(replWait):
+			t.Fatal("the fake server did not finish")
+		}
+	})
+
 	t.Run("SIGTERM while reading leaves", func(t *testing.T) {
 		srv := startReplServer(t)
 		bob := dialReplPeer(t, srv.addr, "bob")

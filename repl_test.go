@@ -6,6 +6,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -71,6 +72,24 @@ func (s *replServer) logged(kind, text string) bool {
 		if string(ev.Kind) == kind && ev.Text == text {
 			return true
 		}
+	}
+	return false
+}
+
+// waitLoggedPrefix waits until the server logged an event of kind whose
+// text, after the peer's address, starts with prefix.
+func (s *replServer) waitLoggedPrefix(kind, prefix string) bool {
+	deadline := time.Now().Add(replWait)
+	for time.Now().Before(deadline) {
+		s.mu.Lock()
+		for _, ev := range s.events {
+			if _, text, _ := strings.Cut(ev.Text, ": "); string(ev.Kind) == kind && strings.HasPrefix(text, prefix) {
+				s.mu.Unlock()
+				return true
+			}
+		}
+		s.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
 	}
 	return false
 }
@@ -395,7 +414,11 @@ func TestClientKeyWarning(t *testing.T) {
 
 	o := replOptions(srv.addr, "bot")
 	o.insecure, o.fingerprint = false, wrongFP
-	code, _, errs := runReplClient(t, o, strings.NewReader("never sent\n"))
+	code, out, errs := runReplClient(t, o, strings.NewReader("never sent\n"))
+	// The walk-through shows the key arriving before the warning stops it.
+	if step1 := "[1/5] Receiving server's RSA public key...\n      ✓ Received RSA-2048 public key (450 bytes)\n"; !strings.HasSuffix(out, step1) {
+		t.Errorf("-fingerprint mismatch: stdout does not end with step 1:\n%s", out)
+	}
 	if code != 1 || !strings.Contains(errs, "WARNING: SERVER KEY DOES NOT MATCH -fingerprint") ||
 		!strings.Contains(errs, "expected "+wrongFP) || !strings.Contains(errs, "got      "+realFP) {
 		t.Errorf("-fingerprint mismatch: exit %d, stderr:\n%s", code, errs)
@@ -407,8 +430,11 @@ func TestClientKeyWarning(t *testing.T) {
 	}
 	o.fingerprint, o.knownServers = "", known
 	code, _, errs = runReplClient(t, o, strings.NewReader("never sent\n"))
-	for _, want := range []string{"WARNING: SERVER KEY HAS CHANGED!", "expected " + wrongFP, "got      " + realFP,
-		"hint: if the change is expected, remove the line for " + srv.addr + " from " + known} {
+	forget := "encchat forget -known-servers " + known + " " + srv.addr
+	for _, want := range []string{"\n@    WARNING: SERVER KEY HAS CHANGED!", "expected " + wrongFP, "got      " + realFP,
+		"\nOffending key in " + known + ":1\n",
+		"\nencchat: the key of " + srv.addr + " has changed: the connection was closed before your username was sent\n",
+		"encchat: hint: if the change is expected (the seed's server makes a new key at every start), forget the old key with: " + forget + "\n"} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("pin mismatch: stderr lacks %q:\n%s", want, errs)
 		}
@@ -418,6 +444,24 @@ func TestClientKeyWarning(t *testing.T) {
 	}
 	if srv.logged("ENCRYPTED BROADCAST", "bot: never sent") {
 		t.Error("a client that refused the key still chatted")
+	}
+	// The server can tell only that the client hung up after its key.
+	if !srv.waitLoggedPrefix("REFUSED", "closed during handshake, after the server's public key and before the client sent a byte: the client refused the key") {
+		t.Error("the server did not log why the handshake ended")
+	}
+
+	// The hint's command forgets the pin; the next client pins the key anew.
+	var fout, ferr bytes.Buffer
+	args := strings.Fields(forget)[1:]
+	if code := run(context.Background(), args, nil, &fout, &ferr); code != 0 || !strings.Contains(fout.String(), "1 line removed") {
+		t.Fatalf("%s: exit %d, stdout %q, stderr %q", forget, code, fout.String(), ferr.String())
+	}
+	code, stdout, errs := runReplClient(t, o, strings.NewReader("now sent\n"))
+	if code != 0 || !strings.Contains(stdout, "first seen now: pinned in "+known) {
+		t.Errorf("after forget: exit %d, stdout:\n%s\nstderr:\n%s", code, stdout, errs)
+	}
+	if pin, ok, err := lookupKnownServer(known, srv.addr); !ok || err != nil || pin.fingerprint != realFP {
+		t.Errorf("pin after forget: %+v %v %v, want %s", pin, ok, err, realFP)
 	}
 }
 

@@ -468,7 +468,7 @@ func (rp *replayer) frame(c *replayConn, d wireDir, payload []byte, partial stri
 func runReplay(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	keylogPath := fs.String("keylog", "", "decrypt with the session keys in this key log `file`")
-	rsaPath := fs.String("rsa-key", "", "recover classic session keys from the recorded RSA-OAEP blobs with this server private key `file`")
+	rsaPath := fs.String("rsa-key", "", "recover classic session keys from the recorded RSA-OAEP blobs with this server private key `file` (\"default\": the key of a server started without -key)")
 	keyText := fs.String("key", "", "one classic session `key`: 32 bytes, hex or base64")
 	view := fs.String("view", "", "`view`: sniffer, peer or both (default: both with a key, else sniffer)")
 	conn := fs.Int("conn", 0, "show only connection `N`")
@@ -596,9 +596,11 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		keys.keylog, keys.keylogName, keys.keylogPath = entries, filepath.Base(*keylogPath), *keylogPath
 	}
 	if *rsaPath != "" {
+		*rsaPath = resolveKeyPath(*rsaPath)
 		data, err := os.ReadFile(*rsaPath)
 		if err != nil {
 			errorf(stderr, "%v", err)
+			keyFileHint(stderr, *rsaPath, err)
 			return 1
 		}
 		priv, err := parsePrivateKeyPEM(data)

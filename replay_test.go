@@ -554,8 +554,8 @@ func TestReplayFlags(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{[]string{"-nope", capturePath}, 2, "encchat: replay: flag provided but not defined: -nope\n"},
-		{[]string{"-conn", "x", capturePath}, 2, "encchat: replay: invalid value \"x\" for flag -conn: parse error\n"},
+		{[]string{"-nope", capturePath}, 2, "encchat: replay: flag provided but not defined: -nope\nencchat: hint: run \"encchat replay -h\" for its flags\n"},
+		{[]string{"-conn", "x", capturePath}, 2, "encchat: replay: invalid value \"x\" for flag -conn: parse error\nencchat: hint: run \"encchat replay -h\" for its flags\n"},
 		{[]string{"-view", "side", capturePath}, 2, "encchat: replay: -view must be sniffer, peer or both, not \"side\"\n"},
 		{[]string{"-key", "abcd", capturePath}, 2, "encchat: replay: -key must be 32 bytes in hex (64 digits) or base64 (44 characters)\n"},
 		{[]string{"-tamper", "3", capturePath}, 2, "encchat: replay: -tamper wants FRAME:BIT (a frame number from 1, a bit number from 0), not \"3\"\n"},

@@ -364,7 +364,8 @@ func acceptEach(ctx context.Context, ln net.Listener, handle func(context.Contex
 // registers the member. Every refusal returns an error saying why.
 func (s *server) handshake(conn net.Conn, addr string) (*member, error) {
 	conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	rw := frameRW{bufio.NewReaderSize(conn, serverReadBuffer), conn}
+	sent := &readCounter{r: conn}
+	rw := frameRW{bufio.NewReaderSize(sent, serverReadBuffer), conn}
 	s.logf(evHandshake, "Starting with %s (%s suite)", addr, s.cfg.Suite)
 	handshake := classicServerHandshake
 	if s.cfg.Suite == suiteModern {
@@ -375,6 +376,9 @@ func (s *server) handshake(conn net.Conn, addr string) (*member, error) {
 		Log: func(msg string) { s.logf(evHandshake, "%s", msg) },
 	})
 	if err != nil {
+		if sent.n == 0 && errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("closed during handshake, %s", silentHangUp(s.cfg.Suite))
+		}
 		return nil, handshakeError(err, "handshake")
 	}
 
@@ -424,6 +428,19 @@ func (s *server) handshake(conn net.Conn, addr string) (*member, error) {
 	s.logf(evJoin, "%s joined from %s", name, addr)
 	s.kick(kicked)
 	return m, nil
+}
+
+// readCounter counts the bytes a client sent, so that a client that hung
+// up without a word can be told from one cut off mid-frame.
+type readCounter struct {
+	r io.Reader
+	n int64
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // handshakeError names timeouts and early closes plainly.
@@ -691,12 +708,7 @@ func (s *server) handleText(m *member, text string) (quit bool) {
 	case "/pm":
 		s.privateMessage(m, rest)
 	case "/help":
-		var b strings.Builder
-		b.WriteString("[HELP] Commands:")
-		for _, c := range chatCommands {
-			b.WriteString("\n  " + strings.TrimSpace(c.name+" "+c.args) + " - " + c.help)
-		}
-		s.send(m, s.stamp(b.String()))
+		s.send(m, s.stamp(helpText()))
 	default:
 		s.send(m, s.stamp("[ERROR] Unknown command: "+sanitizeText(cmd)+" (try /help)"))
 	}

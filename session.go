@@ -45,6 +45,7 @@ type clientConfig struct {
 	Keylog       *keylog
 	Step         func(handshakeStep)
 	Timeout      time.Duration // for the whole handshake; default 15s
+	HelloTimeout time.Duration // for the server's first frame, when shorter than Timeout (the client UI uses helloTimeout)
 }
 
 // keyMismatchError is a server key that does not match its pin.
@@ -100,10 +101,10 @@ func clientHandshake(conn net.Conn, cfg clientConfig) (*clientSession, error) {
 	conn = cfg.Record.wrapConn(conn, "client")
 	conn.SetDeadline(time.Now().Add(cfg.Timeout))
 	rw := frameRW{bufio.NewReaderSize(conn, clientReadBuffer), conn}
-	first, err := readFrame(rw)
+	first, err := readServerHello(conn, rw, cfg)
 	if err != nil {
 		conn.Close()
-		return nil, handshakeError(err, "server hello")
+		return nil, err
 	}
 	var suite string
 	var handshake func(io.ReadWriter, []byte, *handshakeConfig) (recordCipher, error)
@@ -121,7 +122,7 @@ func clientHandshake(conn net.Conn, cfg clientConfig) (*clientSession, error) {
 			err = errors.New("server speaks the modern suite, and -suite classic was asked for")
 		}
 	default:
-		err = errors.New("server's first frame is neither a classic public key nor a modern hello")
+		err = &notChatServerError{Addr: cfg.Addr, Why: "its first frame is neither a classic public key nor a modern hello"}
 	}
 	var rc recordCipher
 	var pin *knownServer
@@ -162,6 +163,64 @@ func clientHandshake(conn net.Conn, cfg clientConfig) (*clientSession, error) {
 	cs.welcome = welcome
 	conn.SetDeadline(time.Time{})
 	return cs, nil
+}
+
+// helloTimeout is how long the interactive client waits for the server's
+// first frame. Both suites' servers send it at once; a server of another
+// protocol that waits for the client to speak first (HTTP) is named after
+// this long. The bench and the tap keep the whole handshake's timeout: a
+// loaded server may accept late.
+const helloTimeout = 5 * time.Second
+
+// notChatServerError is a peer that does not speak the protocol at all:
+// an HTTP or SSH server, say.
+type notChatServerError struct {
+	Addr, Why string
+}
+
+func (e *notChatServerError) Error() string {
+	return fmt.Sprintf("%s does not answer like an encchat server: %s", e.Addr, e.Why)
+}
+
+// readServerHello reads the server's first frame, telling a peer of
+// another protocol from a chat server that failed.
+func readServerHello(conn net.Conn, rw frameRW, cfg clientConfig) ([]byte, error) {
+	wait := cfg.HelloTimeout
+	if wait > 0 && wait < cfg.Timeout {
+		conn.SetReadDeadline(time.Now().Add(wait))
+		defer conn.SetReadDeadline(time.Now().Add(cfg.Timeout - wait))
+	} else {
+		wait = 0
+	}
+	head, _ := rw.Reader.Peek(headerLen)
+	start := string(head)
+	first, err := readFrame(rw)
+	var ne net.Error
+	switch {
+	case err == nil:
+		return first, nil
+	case errors.Is(err, errFrameHeader), errors.Is(err, errFrameTooLong):
+		rest, _ := rw.Reader.Peek(rw.Reader.Buffered())
+		why := err.Error()
+		if b := startOfReply(start + string(rest)); b != "" {
+			why = fmt.Sprintf("%s; it sent %q", why, b)
+		}
+		return nil, &notChatServerError{Addr: cfg.Addr, Why: why}
+	case wait > 0 && errors.As(err, &ne) && ne.Timeout():
+		return nil, &notChatServerError{Addr: cfg.Addr, Why: fmt.Sprintf("it sent nothing in %v (an encchat server sends its key at once; an HTTP server waits for the client)", wait)}
+	}
+	return nil, handshakeError(err, "server hello")
+}
+
+// startOfReply is the printable start of what a peer of another protocol
+// sent, to name it ("SSH-2.0-OpenSSH_9.6", "HTTP/1.1 400 Bad Request").
+func startOfReply(b string) string {
+	line, _, _ := strings.Cut(b, "\n")
+	line = sanitizeText(strings.TrimRight(line, "\r"))
+	if len(line) > 40 {
+		line = line[:40]
+	}
+	return line
 }
 
 // checkServerKey applies -insecure, -fingerprint and the known-servers pin.

@@ -24,8 +24,8 @@ func TestRunTapFlags(t *testing.T) {
 	}{
 		{[]string{"-mitm", "-listen", "127.0.0.1:0"}, 2, "encchat: tap needs -upstream, -record\nencchat: hint: encchat tap -listen 127.0.0.1:6000 -upstream 127.0.0.1:5174 -record chat.jsonl\n"},
 		{[]string{"-listen", "127.0.0.1:0"}, 2, "encchat: tap needs -upstream, -record\nencchat: hint: encchat tap -listen 127.0.0.1:6000 -upstream 127.0.0.1:5174 -record chat.jsonl\n"},
-		{[]string{"-bogus"}, 2, "encchat: tap: flag provided but not defined: -bogus\n"},
-		{[]string{"-listen", "127.0.0.1:0", "-upstream", "x", "-record", "y", "extra"}, 2, "encchat: tap: unexpected argument \"extra\"\n"},
+		{[]string{"-bogus"}, 2, "encchat: tap: flag provided but not defined: -bogus\nencchat: hint: run \"encchat tap -h\" for its flags\n"},
+		{[]string{"-listen", "127.0.0.1:0", "-upstream", "x", "-record", "y", "extra"}, 2, "encchat: tap: unexpected argument \"extra\"\nencchat: hint: usage: encchat tap -listen ADDR -upstream ADDR (-record FILE [-mitm] | -rewrite OLD=NEW [-record FILE])\n"},
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer

@@ -31,6 +31,29 @@ var chatCommands = []struct{ name, args, help string }{
 	{"/quit", "", "leave the chat"},
 }
 
+// helpText lists chatCommands: the server's answer to /help, and the
+// client's own.
+func helpText() string {
+	var b strings.Builder
+	b.WriteString("[HELP] Commands:")
+	for _, c := range chatCommands {
+		b.WriteString("\n  " + strings.TrimSpace(c.name+" "+c.args) + " - " + c.help)
+	}
+	return b.String()
+}
+
+// silentHangUp says why a client may close right after the server's first
+// frame without sending a byte: what the server can tell of a refusal.
+func silentHangUp(suite string) string {
+	if suite == suiteModern {
+		return "after the server hello and before the client sent a byte: the client refused the key " +
+			"(its pin or -fingerprint names another), or it cannot read a modern hello " +
+			"(the seed's client speaks only the classic suite: run the server without -suite modern for it)"
+	}
+	return "after the server's public key and before the client sent a byte: the client refused the key " +
+		"(its pin or -fingerprint names another), or refused the classic suite (-suite modern)"
+}
+
 // validateName applies the username rules; the error says why.
 func validateName(name string) error {
 	switch {
