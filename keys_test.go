@@ -13,10 +13,13 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -183,7 +186,7 @@ func TestClassicKnownServers(t *testing.T) {
 	a := knownServer{addr: "127.0.0.1:5174", suite: suiteClassic, fingerprint: "SHA256:aaaa"}
 	b := knownServer{addr: "10.0.0.2:5174", suite: suiteModern, fingerprint: "SHA256:bbbb"}
 	for _, k := range []knownServer{a, b} {
-		if err := addKnownServer(path, k); err != nil {
+		if err := updateKnownServer(path, k.addr, func(knownServer, bool) (*knownServer, error) { return &k, nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -201,13 +204,77 @@ func TestClassicKnownServers(t *testing.T) {
 		t.Errorf("file:\n%s\nwant:\n%s", data, want)
 	}
 
-	// Comments and blank lines are skipped; a malformed line is an error
-	// with its line number, not a silent miss.
-	os.WriteFile(path, []byte("# pins\n\n"+string(data)+"broken line\n"), 0o600)
+	// Comments and blank lines are skipped; a malformed line anywhere is an
+	// error with its file and line number, not a silent miss.
+	os.WriteFile(path, []byte("# pins\n\n"+string(data)), 0o600)
 	if got, ok, err := lookupKnownServer(path, b.addr); !ok || err != nil || got != b {
 		t.Errorf("with comments: %+v ok=%v err=%v", got, ok, err)
 	}
-	if _, _, err := lookupKnownServer(path, "nowhere:1"); err == nil || !strings.Contains(err.Error(), ":5:") {
-		t.Errorf("malformed line: err=%v, want one naming line 5", err)
+	os.WriteFile(path, []byte("# pins\n\n"+string(data)+"broken line\n"), 0o600)
+	for _, addr := range []string{b.addr, "nowhere:1"} {
+		if _, _, err := lookupKnownServer(path, addr); err == nil || !strings.Contains(err.Error(), path+":5:") {
+			t.Errorf("malformed line, looking up %s: err=%v, want one naming line 5", addr, err)
+		}
+	}
+}
+
+// TestKnownServersUnknownSuite: a suite other than the two known ones
+// ("Modern", a typo) is an error naming the file and the line, not a pin
+// that quietly fails to protect, in a lookup and in the write after a
+// handshake.
+func TestKnownServersUnknownSuite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known_servers")
+	fp := fingerprint(&testRSAKey(t).PublicKey)
+	content := "# pins\n10.0.0.7:5174 classic " + fp + "\n127.0.0.1:5174 Modern " + fp + "\n"
+	os.WriteFile(path, []byte(content), 0o600)
+	want := path + `:3: unknown suite "Modern": want classic or modern`
+	if _, _, err := lookupKnownServer(path, "127.0.0.1:5174"); err == nil || err.Error() != want {
+		t.Errorf("lookup: err = %v, want %q", err, want)
+	}
+	err := updateKnownServer(path, "10.0.0.7:5174", func(knownServer, bool) (*knownServer, error) {
+		t.Errorf("decide called on a file that does not parse")
+		return nil, nil
+	})
+	if err == nil || err.Error() != want {
+		t.Errorf("update: err = %v, want %q", err, want)
+	}
+	if data, _ := os.ReadFile(path); string(data) != content {
+		t.Errorf("the file changed: %q", data)
+	}
+}
+
+// TestKnownServersLockedWrites: eight first contacts with eight different
+// keys write at once; under the file's lock exactly one pin is written and
+// every other write is refused as a changed key.
+func TestKnownServersLockedWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known_servers")
+	cfg := clientConfig{KnownServers: path}
+	const n = 8
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fp := fmt.Sprintf("SHA256:%043d", i)
+			errs[i] = cfg.recordServerKey(knownServer{addr: "127.0.0.1:5174", suite: suiteClassic, fingerprint: fp})
+		}()
+	}
+	wg.Wait()
+	won := -1
+	for i, err := range errs {
+		var km *keyMismatchError
+		switch {
+		case err == nil && won < 0:
+			won = i
+		case err == nil:
+			t.Errorf("writers %d and %d both pinned a key", won, i)
+		case !errors.As(err, &km):
+			t.Errorf("writer %d: %v, want a keyMismatchError", i, err)
+		}
+	}
+	data, _ := os.ReadFile(path)
+	if want := fmt.Sprintf("127.0.0.1:5174 classic SHA256:%043d\n", won); string(data) != want {
+		t.Errorf("known_servers = %q, want %q", data, want)
 	}
 }
