@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -124,6 +125,59 @@ func loadOrCreateKey(path string, random io.Reader) (key *rsa.PrivateKey, create
 		return nil, false, err
 	}
 	return key, true, f.Close()
+}
+
+// keyModeWarning is a server key file that group or others may read or
+// write: anyone who can read it can pose as the server and decrypt every
+// recorded classic session. OpenSSH refuses such a key; the server warns
+// (see the README's Decisions).
+type keyModeWarning struct {
+	Path string
+	Mode os.FileMode // the permission bits
+}
+
+func (w *keyModeWarning) String() string {
+	var who, what []string
+	if w.Mode&0o070 != 0 {
+		who = append(who, "group")
+	}
+	if w.Mode&0o007 != 0 {
+		who = append(who, "others")
+	}
+	if w.Mode&0o044 != 0 {
+		what = append(what, "readable")
+	}
+	if w.Mode&0o022 != 0 {
+		what = append(what, "writable")
+	}
+	return fmt.Sprintf("the server key %s is %s by %s (mode %04o): anyone who can read it can pose as this server and decrypt every recorded classic session",
+		w.Path, strings.Join(what, " and "), strings.Join(who, " and "), uint32(w.Mode))
+}
+
+// Fix is the command that keeps the key to its owner.
+func (w *keyModeWarning) Fix() string {
+	path := w.Path
+	if strings.ContainsAny(path, " \t'\"$`\\!*?;&|<>()[]{}#~") {
+		path = "'" + strings.ReplaceAll(path, "'", `'\''`) + "'"
+	}
+	return "chmod 600 " + path
+}
+
+// checkKeyMode returns a warning when group or others may read or write
+// the key file at path (nil when only its owner may). Windows has no such
+// permission bits: nothing is checked there.
+func checkKeyMode(path string) (*keyModeWarning, error) {
+	if runtime.GOOS == "windows" {
+		return nil, nil
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return &keyModeWarning{Path: path, Mode: perm}, nil
+	}
+	return nil, nil
 }
 
 // parsePrivateKeyPEM reads an RSA-2048 private key (PKCS#8, or PKCS#1 as

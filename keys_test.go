@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -276,5 +277,78 @@ func TestKnownServersLockedWrites(t *testing.T) {
 	data, _ := os.ReadFile(path)
 	if want := fmt.Sprintf("127.0.0.1:5174 classic SHA256:%043d\n", won); string(data) != want {
 		t.Errorf("known_servers = %q, want %q", data, want)
+	}
+}
+
+// TestKeyModeWarning: a server key file that group or others may read is
+// reported with its mode and the chmod that fixes it; 0600 and 0400 are not.
+func TestKeyModeWarning(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		mode os.FileMode
+		want string // "" for no warning
+	}{
+		{0o600, ""},
+		{0o400, ""},
+		{0o640, "is readable by group (mode 0640)"},
+		{0o644, "is readable by group and others (mode 0644)"},
+		{0o606, "is readable and writable by others (mode 0606)"},
+	} {
+		path := filepath.Join(dir, fmt.Sprintf("key %04o.pem", uint32(tc.mode)))
+		if err := os.WriteFile(path, []byte("key"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(path, tc.mode)
+		w, err := checkKeyMode(path)
+		switch {
+		case err != nil:
+			t.Errorf("%04o: %v", uint32(tc.mode), err)
+		case tc.want == "" && w != nil:
+			t.Errorf("%04o: warned %q", uint32(tc.mode), w)
+		case tc.want == "":
+		case w == nil:
+			t.Errorf("%04o: no warning", uint32(tc.mode))
+		case !strings.Contains(w.String(), "the server key "+path+" "+tc.want+": anyone who can read it"):
+			t.Errorf("%04o: warning %q, want %q", uint32(tc.mode), w, tc.want)
+		case w.Fix() != "chmod 600 '"+path+"'":
+			t.Errorf("%04o: fix %q", uint32(tc.mode), w.Fix())
+		}
+	}
+	if _, err := checkKeyMode(filepath.Join(dir, "missing.pem")); err == nil {
+		t.Errorf("missing file: no error")
+	}
+}
+
+// TestServerWarnsOfOpenKey runs "encchat server -key FILE" with a 0644 key
+// file: it starts (a warning, not a refusal), and its stderr names the
+// file, the mode and the chmod that fixes it; the file is left as it is.
+// With a 0600 key it says nothing of the kind.
+func TestServerWarnsOfOpenKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "server.pem")
+	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: mustPKCS8(t, testRSAKey(t))})
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the server stops as soon as it has started
+	for _, mode := range []os.FileMode{0o644, 0o600} {
+		os.Chmod(path, mode)
+		var out, errb bytes.Buffer
+		code := runServer(ctx, []string{"-listen", "127.0.0.1:0", "-key", path}, &out, &errb)
+		if code != 0 || !strings.Contains(out.String(), "Key file: "+path+"\n") {
+			t.Fatalf("mode %04o: exit %d, stdout:\n%s\nstderr:\n%s", uint32(mode), code, &out, &errb)
+		}
+		stderr := errb.String()
+		want := "encchat: warning: the server key " + path + " is readable by group and others (mode 0644): anyone who can read it can pose as this server and decrypt every recorded classic session\n" +
+			"encchat: hint: to keep it private to its owner: chmod 600 " + path + "\n"
+		if mode == 0o644 && stderr != want {
+			t.Errorf("0644 key: stderr\n%q\nwant\n%q", stderr, want)
+		}
+		if mode == 0o600 && strings.Contains(stderr, "warning") {
+			t.Errorf("0600 key: stderr %q", stderr)
+		}
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != mode {
+			t.Errorf("the key file's mode changed to %v (%v)", fi.Mode(), err)
+		}
 	}
 }
