@@ -202,8 +202,8 @@ func TestClassicKeyBlobSize(t *testing.T) {
 		case len(rest) != 0:
 			t.Errorf("%d-byte blob: the server answered %d bytes, want none", tc.n, len(rest))
 		}
+		ts.logged(t, evRefused, conn.LocalAddr().String()+": handshake: "+tc.want)
 		conn.Close()
-		ts.logged(t, evRefused, tc.want)
 	}
 	conn, _ := rawClassic(t, ts.addr, "alice") // 256 bytes: the handshake completes
 	conn.Close()
