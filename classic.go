@@ -169,10 +169,14 @@ func classicServerHandshake(rw io.ReadWriter, cfg *handshakeConfig) (recordCiphe
 	}
 	cfg.Log(fmt.Sprintf("Sent RSA public key (%d bytes)", len(pemKey)))
 
-	// Step 2: receive the AES key under RSA-OAEP, and decrypt it.
-	blob, err := readFrame(rw)
+	// Step 2: receive the AES key under RSA-OAEP, and decrypt it. The blob
+	// is exactly 256 bytes (one RSA-2048 block); anything else ends here.
+	blob, err := readFrameLimit(rw, rsaBlobSize)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encrypted AES key: %w", err)
+	}
+	if len(blob) != rsaBlobSize {
+		return nil, fmt.Errorf("encrypted AES key is %d bytes, want %d", len(blob), rsaBlobSize)
 	}
 	cfg.Log(fmt.Sprintf("Received encrypted AES key (%d bytes)", len(blob)))
 	var key []byte

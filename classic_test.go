@@ -1,17 +1,23 @@
-// Tests of the classic record layer (classic.go): seal and open, the pinned
-// record layout, and the server writer's sealer, which must write the same
-// bytes as appendSealedFrame.
+// Tests of the classic suite (classic.go): seal and open, the pinned
+// record layout, the server writer's sealer, which must write the same
+// bytes as appendSealedFrame, and the server's 256-byte key blob.
 
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/aes"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
+	"io"
 	mathrand "math/rand/v2"
+	"net"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestClassicSealOpen(t *testing.T) {
@@ -157,4 +163,48 @@ func TestClassicFrameSealer(t *testing.T) {
 			t.Errorf("open = %.20q, %v; want %.20q", got, err, want)
 		}
 	}
+}
+
+// TestClassicKeyBlobSize: the server reads the client's RSA-OAEP blob with
+// a 256-byte limit. A blob of 255 or 257 bytes (or none) closes the
+// connection with nothing sent after the public key (no HANDSHAKE_OK), and
+// the server's log says why; 256 bytes is a handshake.
+func TestClassicKeyBlobSize(t *testing.T) {
+	ts := startTestServer(t, serverConfig{})
+	for _, tc := range []struct {
+		n    int
+		want string // in the server's log
+	}{
+		{0, "encrypted AES key is 0 bytes, want 256"},
+		{255, "encrypted AES key is 255 bytes, want 256"},
+		{257, "encrypted AES key: frame too long: over 256 bytes"},
+		{maxFrameLen, "encrypted AES key: frame too long: over 256 bytes"},
+	} {
+		conn, err := net.DialTimeout("tcp", ts.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		br := bufio.NewReader(conn)
+		if first, err := readFrame(br); err != nil || !isPublicKeyPEM(first) {
+			t.Fatalf("%d-byte blob: server's first frame: %v", tc.n, err)
+		}
+		blob := make([]byte, tc.n)
+		rand.Read(blob)
+		writeFrame(conn, blob)
+		rest, err := io.ReadAll(br)
+		var ne net.Error
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			t.Errorf("%d-byte blob: the server kept the connection open", tc.n)
+		case err != nil && !errors.Is(err, syscall.ECONNRESET):
+			t.Errorf("%d-byte blob: %v", tc.n, err)
+		case len(rest) != 0:
+			t.Errorf("%d-byte blob: the server answered %d bytes, want none", tc.n, len(rest))
+		}
+		ts.logged(t, evRefused, conn.LocalAddr().String()+": handshake: "+tc.want)
+		conn.Close()
+	}
+	conn, _ := rawClassic(t, ts.addr, "alice") // 256 bytes: the handshake completes
+	conn.Close()
 }

@@ -52,7 +52,7 @@ type handshakeConfig struct {
 	// The server's side.
 	Key   *rsa.PrivateKey
 	Log   func(string) // one line per step
-	Limit func(func()) // runs the RSA decryption (classic): the server allows one per core at a time
+	Limit func(func()) // runs the RSA decryption (classic) or signature (modern): the server allows one per core at a time
 
 	// The client's side.
 	CheckKey func(*rsa.PublicKey) (note string, err error) // the server key against its pin; an error aborts before the client sends anything

@@ -25,14 +25,27 @@ type keylog struct {
 	err    error
 }
 
-// openKeylog opens path for appending (mode 0600: it holds keys).
+// openKeylog opens path for appending (mode 0600: it holds keys). An
+// existing file that group or others could read is made 0600 first; a
+// device or pipe (-keylog /dev/stdout) is left as it is.
 func openKeylog(path string) (*keylog, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if st.Mode().IsRegular() && st.Mode().Perm()&0o077 != 0 {
+		if err := f.Chmod(0o600); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s is mode %04o, open to group or others, and cannot be made 0600: %v", path, uint32(st.Mode().Perm()), err)
+		}
+	}
 	k := &keylog{w: f}
-	if st, err := f.Stat(); err == nil && st.Size() == 0 {
+	if st.Size() == 0 {
 		k.writeLine("# encchat key log: LABEL <session id hex> <secret hex>. It decrypts every session it names: keep it secret.\n")
 	}
 	return k, nil

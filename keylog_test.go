@@ -1,5 +1,5 @@
-// Tests of key logs (keylog.go): writing and parsing them, and parse errors
-// that name the line.
+// Tests of key logs (keylog.go): writing and parsing them, parse errors
+// that name the line, and the file's mode.
 
 package main
 
@@ -94,5 +94,46 @@ func TestParseKeylogErrors(t *testing.T) {
 	_, err := parseKeylog(strings.NewReader("\nbad"))
 	if !errors.As(err, &le) || le.in("keys.log") != `keys.log:2: want "LABEL <session id hex> <secret hex>"` {
 		t.Errorf("error %v", err)
+	}
+}
+
+// TestKeylogMode: a new key log is created 0600, and an
+// existing one that group and others could read is made 0600 when opened,
+// its lines kept and appended to.
+func TestKeylogMode(t *testing.T) {
+	dir := t.TempDir()
+	fresh := filepath.Join(dir, "new.log")
+	k, err := openKeylog(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Close()
+	if fi, err := os.Stat(fresh); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("new key log: mode %v %v, want 0600", fi.Mode(), err)
+	}
+
+	old := filepath.Join(dir, "old.log")
+	line := "CLASSIC 0102030405060708 " + strings.Repeat("ab", 32) + "\n"
+	if err := os.WriteFile(old, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k, err = openKeylog(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.logKey(keylogClassic, []byte{9, 9, 9, 9, 9, 9, 9, 9}, bytes.Repeat([]byte{0xcd}, 32))
+	if err := k.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(old)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("existing 0644 key log after opening: mode %v %v, want 0600", fi.Mode(), err)
+	}
+	data, _ := os.ReadFile(old)
+	if want := line + "CLASSIC 0909090909090909 " + strings.Repeat("cd", 32) + "\n"; string(data) != want {
+		t.Errorf("key log reads %q, want %q", data, want)
 	}
 }

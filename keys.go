@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -126,6 +127,59 @@ func loadOrCreateKey(path string, random io.Reader) (key *rsa.PrivateKey, create
 	return key, true, f.Close()
 }
 
+// keyModeWarning is a server key file that group or others may read or
+// write: anyone who can read it can pose as the server and decrypt every
+// recorded classic session. OpenSSH refuses such a key; the server warns
+// (see the README's Decisions).
+type keyModeWarning struct {
+	Path string
+	Mode os.FileMode // the permission bits
+}
+
+func (w *keyModeWarning) String() string {
+	var who, what []string
+	if w.Mode&0o070 != 0 {
+		who = append(who, "group")
+	}
+	if w.Mode&0o007 != 0 {
+		who = append(who, "others")
+	}
+	if w.Mode&0o044 != 0 {
+		what = append(what, "readable")
+	}
+	if w.Mode&0o022 != 0 {
+		what = append(what, "writable")
+	}
+	return fmt.Sprintf("the server key %s is %s by %s (mode %04o): anyone who can read it can pose as this server and decrypt every recorded classic session",
+		w.Path, strings.Join(what, " and "), strings.Join(who, " and "), uint32(w.Mode))
+}
+
+// Fix is the command that keeps the key to its owner.
+func (w *keyModeWarning) Fix() string {
+	path := w.Path
+	if strings.ContainsAny(path, " \t'\"$`\\!*?;&|<>()[]{}#~") {
+		path = "'" + strings.ReplaceAll(path, "'", `'\''`) + "'"
+	}
+	return "chmod 600 " + path
+}
+
+// checkKeyMode returns a warning when group or others may read or write
+// the key file at path (nil when only its owner may). Windows has no such
+// permission bits: nothing is checked there.
+func checkKeyMode(path string) (*keyModeWarning, error) {
+	if runtime.GOOS == "windows" {
+		return nil, nil
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return &keyModeWarning{Path: path, Mode: perm}, nil
+	}
+	return nil, nil
+}
+
 // parsePrivateKeyPEM reads an RSA-2048 private key (PKCS#8, or PKCS#1 as
 // pycryptodome's export_key writes it).
 func parsePrivateKeyPEM(data []byte) (*rsa.PrivateKey, error) {
@@ -161,6 +215,45 @@ type knownServer struct {
 	addr, suite, fingerprint string
 }
 
+// knownServerLine is a pin with where it is in the file (1-based).
+type knownServerLine struct {
+	knownServer
+	line int
+}
+
+// parseKnownServers reads every pin of a known-servers file. Comments and
+// blank lines are skipped; any other line that is not "address suite
+// fingerprint" with a suite of classic or modern is an error naming the
+// file and the line, so that a typo never passes for a weaker pin.
+func parseKnownServers(path string, data []byte) ([]knownServerLine, error) {
+	var pins []knownServerLine
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			return nil, fmt.Errorf("%s:%d: want \"address suite fingerprint\"", path, i+1)
+		}
+		if f[1] != suiteClassic && f[1] != suiteModern {
+			return nil, fmt.Errorf("%s:%d: unknown suite %q: want %s or %s", path, i+1, f[1], suiteClassic, suiteModern)
+		}
+		pins = append(pins, knownServerLine{knownServer{addr: f[0], suite: f[1], fingerprint: f[2]}, i + 1})
+	}
+	return pins, nil
+}
+
+// findKnownServer returns addr's first pin.
+func findKnownServer(pins []knownServerLine, addr string) (knownServerLine, bool) {
+	for _, p := range pins {
+		if p.addr == addr {
+			return p, true
+		}
+	}
+	return knownServerLine{}, false
+}
+
 // lookupKnownServer returns the pin recorded for addr, if any. A missing
 // file is an empty one.
 func lookupKnownServer(path, addr string) (knownServer, bool, error) {
@@ -171,40 +264,81 @@ func lookupKnownServer(path, addr string) (knownServer, bool, error) {
 	if err != nil {
 		return knownServer{}, false, err
 	}
-	for i, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		f := strings.Fields(line)
-		if len(f) != 3 {
-			return knownServer{}, false, fmt.Errorf("%s:%d: want \"address suite fingerprint\"", path, i+1)
-		}
-		if f[0] == addr {
-			return knownServer{addr: f[0], suite: f[1], fingerprint: f[2]}, true, nil
-		}
+	pins, err := parseKnownServers(path, data)
+	if err != nil {
+		return knownServer{}, false, err
 	}
-	return knownServer{}, false, nil
+	p, ok := findKnownServer(pins, addr)
+	return p.knownServer, ok, nil
 }
 
-// addKnownServer appends a pin to the known-servers file, unless an
-// identical one is there already (two clients pinning at once).
-func addKnownServer(path string, k knownServer) error {
-	if have, ok, err := lookupKnownServer(path, k.addr); err == nil && ok && have == k {
-		return nil
-	}
+// updateKnownServer changes addr's pin in the known-servers file. Under
+// the file's lock it reads the file again, and decide says, from addr's
+// pin as it is now (ok false: none), what to write: a pin to append, or to
+// put in place of the current line; nil writes nothing, and an error
+// (a different pin that appeared meanwhile) writes nothing and is returned.
+// The rest of the file, its comments and its mode are kept; the new file
+// replaces the old one by a rename, so a reader sees one or the other.
+func updateKnownServer(path, addr string, decide func(have knownServer, ok bool) (*knownServer, error)) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return fmt.Errorf("locking %s: %v", path, err)
+	}
+	defer unlock()
+
+	data, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	mode := os.FileMode(0o600)
+	if st, err := os.Stat(path); err == nil {
+		mode = st.Mode().Perm()
+	}
+	pins, err := parseKnownServers(path, data)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(f, "%s %s %s\n", k.addr, k.suite, k.fingerprint)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	have, ok := findKnownServer(pins, addr)
+	k, err := decide(have.knownServer, ok)
+	if err != nil || k == nil {
+		return err
 	}
-	return err
+	line := fmt.Sprintf("%s %s %s\n", k.addr, k.suite, k.fingerprint)
+	lines := strings.SplitAfter(string(data), "\n")
+	if ok {
+		lines[have.line-1] = line
+	} else {
+		if len(data) > 0 && !bytes.HasSuffix(data, []byte("\n")) {
+			lines[len(lines)-1] += "\n"
+		}
+		lines = append(lines, line)
+	}
+	return replaceFile(path, strings.Join(lines, ""), mode)
+}
+
+// replaceFile writes content to path through a temporary file in the same
+// directory and a rename.
+func replaceFile(path, content string, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(content); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // parseFingerprint reads a fingerprint as people paste it: with or without
@@ -240,8 +374,17 @@ func knownServerLines(path, addr string) []int {
 
 // forgetKnownServer removes addr's pins from the known-servers file, as
 // OpenSSH's "ssh-keygen -R" does, and returns how many lines it removed.
-// The file is rewritten through a temporary file and a rename.
+// The file is rewritten under its lock, mode 0600, through a temporary
+// file and a rename.
 func forgetKnownServer(path, addr string) (int, error) {
+	if _, err := os.Stat(path); err != nil {
+		return 0, err
+	}
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return 0, fmt.Errorf("locking %s: %v", path, err)
+	}
+	defer unlock()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
@@ -258,23 +401,7 @@ func forgetKnownServer(path, addr string) (int, error) {
 	if removed == 0 {
 		return 0, nil
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".known_servers-*")
-	if err != nil {
-		return 0, err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(strings.Join(keep, "")); err != nil {
-		tmp.Close()
-		return 0, err
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return 0, err
-	}
-	if err := tmp.Close(); err != nil {
-		return 0, err
-	}
-	return removed, os.Rename(tmp.Name(), path)
+	return removed, replaceFile(path, strings.Join(keep, ""), 0o600)
 }
 
 // defaultKeyName is what "-rsa-key default" says: the key a server started

@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -13,10 +14,13 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -183,7 +187,7 @@ func TestClassicKnownServers(t *testing.T) {
 	a := knownServer{addr: "127.0.0.1:5174", suite: suiteClassic, fingerprint: "SHA256:aaaa"}
 	b := knownServer{addr: "10.0.0.2:5174", suite: suiteModern, fingerprint: "SHA256:bbbb"}
 	for _, k := range []knownServer{a, b} {
-		if err := addKnownServer(path, k); err != nil {
+		if err := updateKnownServer(path, k.addr, func(knownServer, bool) (*knownServer, error) { return &k, nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -201,13 +205,150 @@ func TestClassicKnownServers(t *testing.T) {
 		t.Errorf("file:\n%s\nwant:\n%s", data, want)
 	}
 
-	// Comments and blank lines are skipped; a malformed line is an error
-	// with its line number, not a silent miss.
-	os.WriteFile(path, []byte("# pins\n\n"+string(data)+"broken line\n"), 0o600)
+	// Comments and blank lines are skipped; a malformed line anywhere is an
+	// error with its file and line number, not a silent miss.
+	os.WriteFile(path, []byte("# pins\n\n"+string(data)), 0o600)
 	if got, ok, err := lookupKnownServer(path, b.addr); !ok || err != nil || got != b {
 		t.Errorf("with comments: %+v ok=%v err=%v", got, ok, err)
 	}
-	if _, _, err := lookupKnownServer(path, "nowhere:1"); err == nil || !strings.Contains(err.Error(), ":5:") {
-		t.Errorf("malformed line: err=%v, want one naming line 5", err)
+	os.WriteFile(path, []byte("# pins\n\n"+string(data)+"broken line\n"), 0o600)
+	for _, addr := range []string{b.addr, "nowhere:1"} {
+		if _, _, err := lookupKnownServer(path, addr); err == nil || !strings.Contains(err.Error(), path+":5:") {
+			t.Errorf("malformed line, looking up %s: err=%v, want one naming line 5", addr, err)
+		}
+	}
+}
+
+// TestKnownServersUnknownSuite: a suite other than the two known ones
+// ("Modern", a typo) is an error naming the file and the line, not a pin
+// that quietly fails to protect, in a lookup and in the write after a
+// handshake.
+func TestKnownServersUnknownSuite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known_servers")
+	fp := fingerprint(&testRSAKey(t).PublicKey)
+	content := "# pins\n10.0.0.7:5174 classic " + fp + "\n127.0.0.1:5174 Modern " + fp + "\n"
+	os.WriteFile(path, []byte(content), 0o600)
+	want := path + `:3: unknown suite "Modern": want classic or modern`
+	if _, _, err := lookupKnownServer(path, "127.0.0.1:5174"); err == nil || err.Error() != want {
+		t.Errorf("lookup: err = %v, want %q", err, want)
+	}
+	err := updateKnownServer(path, "10.0.0.7:5174", func(knownServer, bool) (*knownServer, error) {
+		t.Errorf("decide called on a file that does not parse")
+		return nil, nil
+	})
+	if err == nil || err.Error() != want {
+		t.Errorf("update: err = %v, want %q", err, want)
+	}
+	if data, _ := os.ReadFile(path); string(data) != content {
+		t.Errorf("the file changed: %q", data)
+	}
+}
+
+// TestKnownServersLockedWrites: eight first contacts with eight different
+// keys write at once; under the file's lock exactly one pin is written and
+// every other write is refused as a changed key.
+func TestKnownServersLockedWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known_servers")
+	cfg := clientConfig{KnownServers: path}
+	const n = 8
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fp := fmt.Sprintf("SHA256:%043d", i)
+			errs[i] = cfg.recordServerKey(knownServer{addr: "127.0.0.1:5174", suite: suiteClassic, fingerprint: fp})
+		}()
+	}
+	wg.Wait()
+	won := -1
+	for i, err := range errs {
+		var km *keyMismatchError
+		switch {
+		case err == nil && won < 0:
+			won = i
+		case err == nil:
+			t.Errorf("writers %d and %d both pinned a key", won, i)
+		case !errors.As(err, &km):
+			t.Errorf("writer %d: %v, want a keyMismatchError", i, err)
+		}
+	}
+	data, _ := os.ReadFile(path)
+	if want := fmt.Sprintf("127.0.0.1:5174 classic SHA256:%043d\n", won); string(data) != want {
+		t.Errorf("known_servers = %q, want %q", data, want)
+	}
+}
+
+// TestKeyModeWarning: a server key file that group or others may read is
+// reported with its mode and the chmod that fixes it; 0600 and 0400 are not.
+func TestKeyModeWarning(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		mode os.FileMode
+		want string // "" for no warning
+	}{
+		{0o600, ""},
+		{0o400, ""},
+		{0o640, "is readable by group (mode 0640)"},
+		{0o644, "is readable by group and others (mode 0644)"},
+		{0o606, "is readable and writable by others (mode 0606)"},
+	} {
+		path := filepath.Join(dir, fmt.Sprintf("key %04o.pem", uint32(tc.mode)))
+		if err := os.WriteFile(path, []byte("key"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(path, tc.mode)
+		w, err := checkKeyMode(path)
+		switch {
+		case err != nil:
+			t.Errorf("%04o: %v", uint32(tc.mode), err)
+		case tc.want == "" && w != nil:
+			t.Errorf("%04o: warned %q", uint32(tc.mode), w)
+		case tc.want == "":
+		case w == nil:
+			t.Errorf("%04o: no warning", uint32(tc.mode))
+		case !strings.Contains(w.String(), "the server key "+path+" "+tc.want+": anyone who can read it"):
+			t.Errorf("%04o: warning %q, want %q", uint32(tc.mode), w, tc.want)
+		case w.Fix() != "chmod 600 '"+path+"'":
+			t.Errorf("%04o: fix %q", uint32(tc.mode), w.Fix())
+		}
+	}
+	if _, err := checkKeyMode(filepath.Join(dir, "missing.pem")); err == nil {
+		t.Errorf("missing file: no error")
+	}
+}
+
+// TestServerWarnsOfOpenKey runs "encchat server -key FILE" with a 0644 key
+// file: it starts (a warning, not a refusal), and its stderr names the
+// file, the mode and the chmod that fixes it; the file is left as it is.
+// With a 0600 key it says nothing of the kind.
+func TestServerWarnsOfOpenKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "server.pem")
+	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: mustPKCS8(t, testRSAKey(t))})
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the server stops as soon as it has started
+	for _, mode := range []os.FileMode{0o644, 0o600} {
+		os.Chmod(path, mode)
+		var out, errb bytes.Buffer
+		code := runServer(ctx, []string{"-listen", "127.0.0.1:0", "-key", path}, &out, &errb)
+		if code != 0 || !strings.Contains(out.String(), "Key file: "+path+"\n") {
+			t.Fatalf("mode %04o: exit %d, stdout:\n%s\nstderr:\n%s", uint32(mode), code, &out, &errb)
+		}
+		stderr := errb.String()
+		want := "encchat: warning: the server key " + path + " is readable by group and others (mode 0644): anyone who can read it can pose as this server and decrypt every recorded classic session\n" +
+			"encchat: hint: to keep it private to its owner: chmod 600 " + path + "\n"
+		if mode == 0o644 && stderr != want {
+			t.Errorf("0644 key: stderr\n%q\nwant\n%q", stderr, want)
+		}
+		if mode == 0o600 && strings.Contains(stderr, "warning") {
+			t.Errorf("0600 key: stderr %q", stderr)
+		}
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != mode {
+			t.Errorf("the key file's mode changed to %v (%v)", fi.Mode(), err)
+		}
 	}
 }

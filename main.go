@@ -362,7 +362,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	pal := newPalette(colorEnabled(*noColor, stdout))
 
-	key, keyNote, err := serverKey(*keyFile, *ephemeral)
+	key, keyNote, keyWarning, err := serverKey(*keyFile, *ephemeral)
 	if err != nil {
 		errorf(stderr, "server key: %v", err)
 		return 1
@@ -415,6 +415,10 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fmt.Fprintf(stdout, "Suite: %s\n", suiteDescription(*suite))
 	fmt.Fprintf(stdout, "Key: RSA-2048 %s\n", fingerprint(&key.PublicKey))
 	fmt.Fprintf(stdout, "Key file: %s\n", keyNote)
+	if keyWarning != nil {
+		fmt.Fprintf(stderr, "encchat: warning: %s\n", keyWarning)
+		hintf(stderr, "to keep it private to its owner: %s", keyWarning.Fix())
+	}
 	if *record != "" {
 		fmt.Fprintf(stdout, "Recording: %s\n", *record)
 	}
@@ -473,26 +477,30 @@ func serverLimitsError(maxClients, maxPerAddr int, rate float64, burst, queue in
 }
 
 // serverKey loads, creates or generates the server's RSA key and says where
-// it lives.
-func serverKey(path string, ephemeral bool) (*rsa.PrivateKey, string, error) {
+// it lives, with a warning when group or others may read its file.
+func serverKey(path string, ephemeral bool) (*rsa.PrivateKey, string, *keyModeWarning, error) {
 	if ephemeral {
 		key, err := rsa.GenerateKey(rand.Reader, rsaBits)
-		return key, "none (-ephemeral: a new key every start; clients cannot pin it)", err
+		return key, "none (-ephemeral: a new key every start; clients cannot pin it)", nil, err
 	}
 	if path == "" {
 		var err error
 		if path, err = defaultServerKeyPath(); err != nil {
-			return nil, "", fmt.Errorf("no config dir for the default key (%v); use -key FILE or -ephemeral", err)
+			return nil, "", nil, fmt.Errorf("no config dir for the default key (%v); use -key FILE or -ephemeral", err)
 		}
 	}
 	key, created, err := loadOrCreateKey(path, rand.Reader)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	if created {
-		return key, path + " (created now)", nil
+		return key, path + " (created now)", nil, nil
 	}
-	return key, path, nil
+	warning, err := checkKeyMode(path)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return key, path, warning, nil
 }
 
 // openRecordFiles opens the capture and key log a subcommand asked for; the

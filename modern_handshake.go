@@ -77,6 +77,7 @@ type serverHandshakeState struct {
 	rand      io.Reader
 	keylog    *keylog
 	report    func(string)
+	limit     func(func()) // runs the RSA signature: the server allows one per core at a time
 	ecdhKey   *ecdh.PrivateKey
 	kemKey    *mlkem.DecapsulationKey768
 	hello     *serverHelloMsg
@@ -90,7 +91,7 @@ type serverHandshakeState struct {
 // line per step.
 func serverHandshakeModern(rw io.ReadWriter, cfg *handshakeConfig) (recordCipher, error) {
 	cfg = cfg.withDefaults()
-	hs := &serverHandshakeState{t: newTranscript(rw), priv: cfg.Key, rand: cfg.Rand, keylog: cfg.Keylog, report: cfg.Log}
+	hs := &serverHandshakeState{t: newTranscript(rw), priv: cfg.Key, rand: cfg.Rand, keylog: cfg.Keylog, report: cfg.Log, limit: cfg.Limit}
 	return hs.handshake()
 }
 
@@ -104,12 +105,13 @@ func (hs *serverHandshakeState) handshake() (recordCipher, error) {
 	if err := hs.readClientHello(); err != nil {
 		return nil, err
 	}
-	// The signature needs only the transcript, so it goes out first: the
-	// client checks it while the server derives the keys.
-	if err := hs.sendServerVerify(); err != nil {
+	// The client's key shares are checked, and the keys derived, before
+	// the server signs anything: a connection with a bad share costs no
+	// RSA signature, and gets none.
+	if err := hs.establishKeys(); err != nil {
 		return nil, err
 	}
-	if err := hs.establishKeys(); err != nil {
+	if err := hs.sendServerVerify(); err != nil {
 		return nil, err
 	}
 	if err := hs.sendServerFinished(); err != nil {
@@ -165,12 +167,16 @@ func (hs *serverHandshakeState) readClientHello() error {
 	if hs.client, err = parseClientHello(msg); err != nil {
 		return err
 	}
+	hs.helloHash = hs.t.sum()
 	hs.report(fmt.Sprintf("Received client hello (%d bytes): X25519 share, ML-KEM-768 ciphertext", len(msg)))
 	return nil
 }
 
-// establishKeys derives the session's secrets from the hellos; the
-// transcript hash it needs is that of the two hellos only.
+// establishKeys checks the client's two shares with the standard
+// library's own checks (crypto/mlkem refuses a ciphertext of the wrong
+// length, crypto/ecdh an X25519 share that gives an all-zero secret), and
+// derives the session's secrets from them; the transcript hash it needs is
+// that of the two hellos only.
 func (hs *serverHandshakeState) establishKeys() error {
 	kemSecret, err := hs.kemKey.Decapsulate(hs.client.mlkemCT)
 	if err != nil {
@@ -190,8 +196,9 @@ func (hs *serverHandshakeState) establishKeys() error {
 }
 
 func (hs *serverHandshakeState) sendServerVerify() error {
-	hs.helloHash = hs.t.sum()
-	sig, err := modernSign(hs.rand, hs.priv, signedContent(hs.helloHash))
+	var sig []byte
+	var err error
+	hs.limit(func() { sig, err = modernSign(hs.rand, hs.priv, signedContent(hs.helloHash)) })
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 // Tests of the modern suite's handshake (modern_handshake.go): message
 // sizes, the server key check, the client's steps, a tampered byte anywhere,
-// the signature over the transcript, and handshake errors. The helpers here
+// the signature over the transcript, handshake errors, bad client shares
+// refused before any signature, and the bound on concurrent signatures. The helpers here
 // run a handshake over loopback for the other modern tests too.
 
 package main
@@ -121,7 +122,7 @@ func runModernHandshake(t testing.TB, cconn, sconn net.Conn, o *modernOpts) (cli
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		hs := &serverHandshakeState{t: newTranscript(frameRW{srv.br, sconn}), priv: priv, rand: rand.Reader, report: func(string) {}}
+		hs := &serverHandshakeState{t: newTranscript(frameRW{srv.br, sconn}), priv: priv, rand: rand.Reader, report: func(string) {}, limit: func(f func()) { f() }}
 		srv.rc, srv.err = hs.handshake()
 		o.server = hs
 		if srv.err != nil {
@@ -597,4 +598,131 @@ func modernTestKEM() ([]byte, error) {
 		return nil, err
 	}
 	return dk.EncapsulationKey().Bytes(), nil
+}
+
+// TestModernBadShareGetsNoSignature sends a modern server ClientHellos
+// with a bad share over loopback: X25519 shares that give an all-zero
+// secret (zero, one and a point of order 8), and ML-KEM-768 ciphertexts one
+// byte short and one byte long. The server checks the shares before it
+// signs: it closes the connection having sent nothing after its
+// ServerHello (no ServerVerify), and logs why.
+func TestModernBadShareGetsNoSignature(t *testing.T) {
+	ts := startTestServer(t, serverConfig{Suite: suiteModern})
+	order8 := []byte{0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4, 0x6a,
+		0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49, 0xb8, 0x00}
+	one := make([]byte, 32)
+	one[0] = 1
+	for _, tc := range []struct {
+		name       string
+		x25519     []byte
+		ctLen      int
+		wantLogged string
+	}{
+		{"all-zero X25519 share", make([]byte, 32), mlkemCTLen, "illegal parameter: X25519 share gives an all-zero secret"},
+		{"X25519 share 1", one, mlkemCTLen, "illegal parameter: X25519 share gives an all-zero secret"},
+		{"X25519 share of order 8", order8, mlkemCTLen, "illegal parameter: X25519 share gives an all-zero secret"},
+		{"ML-KEM-768 ciphertext 1087 bytes", nil, mlkemCTLen - 1, "error decoding message: ClientHello: 1152 bytes, want 1153"},
+		{"ML-KEM-768 ciphertext 1089 bytes", nil, mlkemCTLen + 1, "error decoding message: ClientHello: 1154 bytes, want 1153"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.DialTimeout("tcp", ts.addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			br := bufio.NewReader(conn)
+			first, err := readFrame(br)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hello, err := parseServerHello(first)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ek, err := mlkem.NewEncapsulationKey768(hello.mlkemEK)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, ct := ek.Encapsulate()
+			ct = append(ct, 0x42)[:tc.ctLen]
+			share := tc.x25519
+			if share == nil {
+				key, _ := ecdh.X25519().GenerateKey(rand.Reader)
+				share = key.PublicKey().Bytes()
+			}
+			ch := &clientHelloMsg{random: make([]byte, modernRandomLen), x25519: share, mlkemCT: ct}
+			if err := writeFrame(conn, ch.marshal()); err != nil {
+				t.Fatal(err)
+			}
+			rest, err := io.ReadAll(br)
+			if err != nil {
+				t.Fatalf("reading to the close: %v (got %d bytes)", err, len(rest))
+			}
+			if len(rest) != 0 {
+				t.Errorf("the server sent %d bytes after its ServerHello (%x...), want none: no ServerVerify", len(rest), rest[:min(len(rest), 11)])
+			}
+			ts.logged(t, evRefused, conn.LocalAddr().String()+": handshake: modern: "+tc.wantLogged)
+		})
+	}
+}
+
+// TestModernEstablishKeysChecksCiphertext: the server's key derivation
+// refuses an ML-KEM-768 ciphertext of the wrong length with crypto/mlkem's
+// own check, whatever parsed it.
+func TestModernEstablishKeysChecksCiphertext(t *testing.T) {
+	dk, err := mlkem.GenerateKey768()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecdhKey, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	peer, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	for _, n := range []int{0, mlkemCTLen - 1, mlkemCTLen + 1} {
+		hs := &serverHandshakeState{kemKey: dk, ecdhKey: ecdhKey, report: func(string) {},
+			client: &clientHelloMsg{random: make([]byte, 32), x25519: peer.PublicKey().Bytes(), mlkemCT: make([]byte, n)}}
+		if err := hs.establishKeys(); !errors.Is(err, alertIllegalParameter) {
+			t.Errorf("%d-byte ciphertext: %v, want %v", n, err, alertIllegalParameter)
+		}
+	}
+}
+
+// TestModernSignaturesBounded: the modern server's RSA-PSS signatures run
+// under the same bound as classic decryptions (one per core, server.go's
+// withRSASlot). With every slot taken, a modern handshake waits before its
+// ServerVerify; once a slot is free, it completes.
+func TestModernSignaturesBounded(t *testing.T) {
+	ts := startTestServer(t, serverConfig{Suite: suiteModern})
+	for range cap(ts.rsaSlots) {
+		ts.rsaSlots <- struct{}{}
+	}
+	conn, err := net.DialTimeout("tcp", ts.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	done := make(chan error, 1)
+	go func() {
+		cs, err := clientHandshake(conn, clientConfig{Name: "alice", Addr: ts.addr, Insecure: true, Timeout: 10 * time.Second})
+		if err == nil {
+			cs.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("handshake finished with every RSA slot taken: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	<-ts.rsaSlots
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("handshake after a slot was freed: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("handshake did not finish after a slot was freed")
+	}
+	for range cap(ts.rsaSlots) - 1 {
+		<-ts.rsaSlots
+	}
 }

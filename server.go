@@ -124,7 +124,7 @@ type server struct {
 	closing  bool
 	stopping atomic.Bool // closing, readable without mu by writers
 	handlers sync.WaitGroup
-	rsaSlots chan struct{} // one per core: RSA decryptions run to completion, not 16 interleaved (withRSASlot)
+	rsaSlots chan struct{} // one per core: RSA decryptions and signatures run to completion, not 16 interleaved (withRSASlot)
 }
 
 // member is a user who finished the handshake. out is its bounded queue of
@@ -177,9 +177,9 @@ func newServer(cfg serverConfig) (*server, error) {
 	}, nil
 }
 
-// withRSASlot runs an RSA decryption once a core is free for it. Without
-// the bound, 16 handshakes at once interleave their decryptions and each
-// takes 16 times as long.
+// withRSASlot runs an RSA decryption (classic) or signature (modern) once
+// a core is free for it. Without the bound, 16 handshakes at once
+// interleave their RSA operations and each takes 16 times as long.
 func (s *server) withRSASlot(f func()) {
 	s.rsaSlots <- struct{}{}
 	defer func() { <-s.rsaSlots }()

@@ -125,12 +125,12 @@ func clientHandshake(conn net.Conn, cfg clientConfig) (*clientSession, error) {
 		err = &notChatServerError{Addr: cfg.Addr, Why: "its first frame is neither a classic public key nor a modern hello"}
 	}
 	var rc recordCipher
-	var pin *knownServer
+	var seen *knownServer
 	if err == nil {
 		rc, err = handshake(rw, first, &handshakeConfig{
 			Rand: cfg.Rand, Keylog: cfg.Keylog, Step: cfg.Step,
 			CheckKey: func(pub *rsa.PublicKey) (note string, err error) {
-				note, pin, err = cfg.checkServerKey(pub, suite)
+				note, seen, err = cfg.checkServerKey(pub, suite)
 				return note, err
 			},
 		})
@@ -139,10 +139,10 @@ func clientHandshake(conn net.Conn, cfg clientConfig) (*clientSession, error) {
 		conn.Close()
 		return nil, handshakeError(err, "handshake")
 	}
-	if pin != nil && cfg.KnownServers != "" {
-		if err := addKnownServer(cfg.KnownServers, *pin); err != nil {
+	if seen != nil {
+		if err := cfg.recordServerKey(*seen); err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("recording the server key: %v", err)
+			return nil, err
 		}
 	}
 
@@ -223,40 +223,82 @@ func startOfReply(b string) string {
 	return line
 }
 
-// checkServerKey applies -insecure, -fingerprint and the known-servers pin.
-// It returns a note for the walk-through, and the pin to record once the
-// handshake proves the server holds the key.
+// checkServerKey applies -insecure, -fingerprint and the known-servers pin,
+// before the client sends anything. -fingerprint is checked in addition to
+// the pin, never instead of it: an address pinned as modern refuses
+// classic either way. It returns a note for the walk-through, and the key
+// as seen, for recordServerKey once the handshake proves the server holds
+// it (nil: no known-servers file, or -insecure).
 func (cfg clientConfig) checkServerKey(pub *rsa.PublicKey, suite string) (string, *knownServer, error) {
 	fp := fingerprint(pub)
-	switch {
-	case cfg.Insecure:
+	if cfg.Insecure {
 		return "Server key " + fp + " NOT CHECKED (-insecure): anyone on the path could be answering", nil, nil
-	case cfg.Fingerprint != "":
-		if !sameFingerprint(fp, cfg.Fingerprint) {
-			return "", nil, &keyMismatchError{Addr: cfg.Addr, Want: cfg.Fingerprint, Got: fp, Source: "-fingerprint"}
+	}
+	if cfg.Fingerprint != "" && !sameFingerprint(fp, cfg.Fingerprint) {
+		return "", nil, &keyMismatchError{Addr: cfg.Addr, Want: cfg.Fingerprint, Got: fp, Source: "-fingerprint"}
+	}
+	if cfg.KnownServers == "" {
+		if cfg.Fingerprint != "" {
+			return "Server key " + fp + " matches -fingerprint", nil, nil
 		}
-		return "Server key " + fp + " matches -fingerprint", nil, nil
-	case cfg.KnownServers == "":
 		return "Server key " + fp + " (no known-servers file: not pinned)", nil, nil
 	}
-	known, ok, err := lookupKnownServer(cfg.KnownServers, cfg.Addr)
+	seen := knownServer{addr: cfg.Addr, suite: suite, fingerprint: fp}
+	have, ok, err := lookupKnownServer(cfg.KnownServers, cfg.Addr)
 	if err != nil {
 		return "", nil, err
 	}
-	if !ok {
-		if cfg.Suite == suiteModern && suite == suiteClassic {
-			return "", nil, &downgradeError{Addr: cfg.Addr, Want: suiteModern, Got: suite, Why: "-suite modern was asked for"}
-		}
-		return "Server key " + fp + " first seen now: pinned in " + cfg.KnownServers,
-			&knownServer{addr: cfg.Addr, suite: suite, fingerprint: fp}, nil
+	note, _, err := cfg.comparePin(seen, have, ok)
+	if err != nil {
+		return "", nil, err
 	}
-	if known.suite == suiteModern && suite == suiteClassic {
-		return "", nil, &downgradeError{Addr: cfg.Addr, Want: suiteModern, Got: suite, Why: "it is pinned as modern in " + cfg.KnownServers}
+	return note, &seen, nil
+}
+
+// recordServerKey writes what the handshake proved to known_servers: a
+// first contact's pin, or a classic pin upgraded to modern. The file is
+// read again under its lock, and a different pin that appeared since the
+// check (another client's first contact) refuses this session.
+func (cfg clientConfig) recordServerKey(seen knownServer) error {
+	err := updateKnownServer(cfg.KnownServers, seen.addr, func(have knownServer, ok bool) (*knownServer, error) {
+		_, write, err := cfg.comparePin(seen, have, ok)
+		return write, err
+	})
+	var mismatch *keyMismatchError
+	var downgrade *downgradeError
+	if err != nil && !errors.As(err, &mismatch) && !errors.As(err, &downgrade) {
+		err = fmt.Errorf("recording the server key: %w", err)
 	}
-	if !sameFingerprint(fp, known.fingerprint) {
-		return "", nil, &keyMismatchError{Addr: cfg.Addr, Want: known.fingerprint, Got: fp, Source: "the pin in " + cfg.KnownServers}
+	return err
+}
+
+// comparePin compares the key and suite seen now with addr's pin (ok
+// false: none). It returns the walk-through's note, and the line to write
+// (nil: nothing), or the refusal: a classic answer where the pin says
+// modern, or another key than the pin's (unless -fingerprint checked it).
+func (cfg clientConfig) comparePin(seen, have knownServer, ok bool) (note string, write *knownServer, err error) {
+	file := cfg.KnownServers
+	matches := "Server key " + seen.fingerprint + " matches "
+	if cfg.Fingerprint != "" {
+		matches += "-fingerprint and "
 	}
-	return "Server key " + fp + " matches the pin in " + cfg.KnownServers, nil, nil
+	switch {
+	case !ok && cfg.Suite == suiteModern && seen.suite == suiteClassic:
+		return "", nil, &downgradeError{Addr: seen.addr, Want: suiteModern, Got: seen.suite, Why: "-suite modern was asked for"}
+	case !ok && cfg.Fingerprint != "":
+		return "Server key " + seen.fingerprint + " matches -fingerprint: pinned in " + file, &seen, nil
+	case !ok:
+		return "Server key " + seen.fingerprint + " first seen now: pinned in " + file, &seen, nil
+	case have.suite == suiteModern && seen.suite == suiteClassic:
+		return "", nil, &downgradeError{Addr: seen.addr, Want: suiteModern, Got: seen.suite, Why: "it is pinned as modern in " + file}
+	case !sameFingerprint(seen.fingerprint, have.fingerprint) && cfg.Fingerprint != "":
+		return "Server key " + seen.fingerprint + " matches -fingerprint (the pin in " + file + " names another key, and is left as it is)", nil, nil
+	case !sameFingerprint(seen.fingerprint, have.fingerprint):
+		return "", nil, &keyMismatchError{Addr: seen.addr, Want: have.fingerprint, Got: seen.fingerprint, Source: "the pin in " + file}
+	case have.suite == suiteClassic && seen.suite == suiteModern:
+		return matches + "the pin in " + file + " (classic): it becomes modern, so a classic answer from " + seen.addr + " will be refused", &seen, nil
+	}
+	return matches + "the pin in " + file, nil, nil
 }
 
 // Welcome is the server's welcome text.
