@@ -429,3 +429,32 @@ func hue(t *testing.T, c string) float64 {
 	}
 	return math.Mod(h*60+360, 360)
 }
+
+// TestLessonProjectorPrints: the projector page prints as the default page
+// does: Chromium's PDFs of the two have as many pages.
+func TestLessonProjectorPrints(t *testing.T) {
+	needTool(t, "chromium")
+	capturePath := filepath.Join(replayTestdata, "session.jsonl")
+	keys := filepath.Join(replayTestdata, "session.keys")
+	dir := t.TempDir()
+	pageRE := regexp.MustCompile(`/Type\s*/Page\b`)
+	var pages []int
+	for _, args := range [][]string{nil, {"-projector"}} {
+		page := writeLesson(t, append([]string{"-keylog", keys, capturePath}, args...)...)
+		path := filepath.Join(dir, fmt.Sprintf("page%d.html", len(pages)))
+		if err := os.WriteFile(path, []byte(page), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		pdf := path + ".pdf"
+		chromium(t, "--no-pdf-header-footer", "--print-to-pdf="+pdf, "file://"+path)
+		data, err := os.ReadFile(pdf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, len(pageRE.FindAll(data, -1)))
+	}
+	if pages[0] == 0 || pages[0] != pages[1] {
+		t.Fatalf("printed, the default page has %d pages and the projector page %d", pages[0], pages[1])
+	}
+	t.Logf("printed: %d pages each", pages[0])
+}
