@@ -307,8 +307,8 @@ func TestLessonProjectorFlag(t *testing.T) {
 	}
 }
 
-// TestLessonPageMode: the page holds decrypted text, so replay -html writes
-// it 0600, and tightens a file already there.
+// TestLessonPageMode: the page holds decrypted text, so replay -html and
+// demo -html write it 0600, and tighten a file already there.
 func TestLessonPageMode(t *testing.T) {
 	capturePath := filepath.Join(replayTestdata, "session.jsonl")
 	keys := filepath.Join(replayTestdata, "session.keys")
@@ -328,6 +328,7 @@ func TestLessonPageMode(t *testing.T) {
 		}
 		checkMode(t, out, 0o600)
 	}
+	demoLesson(t, suiteClassic, false) // checks the mode over a 0644 file
 }
 
 // TestLessonContrast checks the palette on white, as WCAG 2 computes
