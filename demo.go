@@ -41,8 +41,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	suite := fs.String("suite", suiteClassic, "`suite` the server speaks: classic or modern")
 	htmlPath := fs.String("html", "", "also write the lesson page of the capture to this `file`")
+	projector := fs.Bool("projector", false, "with -html: the page on a larger type scale, for a projector")
 	if code := parseFlags(fs, args, stdout, stderr); code >= 0 {
 		return code
+	}
+	if *projector && *htmlPath == "" {
+		errorf(stderr, "demo: -projector sets the lesson page's type scale; it needs -html OUT")
+		return 2
 	}
 	if *suite != suiteClassic && *suite != suiteModern {
 		errorf(stderr, "demo: -suite must be classic or modern, not %q", *suite)
@@ -57,6 +62,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logged: make(chan struct{}, 1),
 		ctx:    ctx,
 	}
+	d.projector = *projector
 	defer d.pacer.close()
 	d.stdout = d.term.speaker("", nil)
 	d.server = d.term.speaker("server", d.pal.dim)
@@ -65,7 +71,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// Created first, so that a path that cannot be written fails
 		// before the demo rather than after it.
 		var err error
-		if page, err = os.Create(*htmlPath); err != nil {
+		if page, err = createLessonFile(*htmlPath); err != nil {
 			errorf(stderr, "%v", err)
 			return 1
 		}
@@ -105,6 +111,8 @@ type demo struct {
 	server *demoSpeaker // the server's log
 	stderr io.Writer
 	pal    *palette
+
+	projector bool // -projector: the lesson page on the larger type scale
 
 	// On a terminal the demo waits for Enter before each part after the
 	// first; ctx ends a wait.
@@ -267,7 +275,7 @@ func (d *demo) run(ctx context.Context, page io.Writer, pageName string) (err er
 	if page != nil {
 		d.section("8. The lesson page")
 		both := &replayKeys{keylog: entries, keylogName: demoKeylog, rsa: d.key, rsaName: demoKeyName, rsaFP: d.fp}
-		opts := &replayOptions{name: demoCapture, view: "both", keys: both}
+		opts := &replayOptions{name: demoCapture, view: "both", keys: both, projector: d.projector}
 		o := newHTMLOutput(page, opts)
 		if err := d.replay(capturePath, opts, o); err != nil {
 			return err

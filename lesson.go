@@ -55,6 +55,7 @@ func newHTMLOutput(w io.Writer, opts *replayOptions) *htmlOutput {
 	o := &htmlOutput{w: w, opts: opts, conns: make(map[int]*lessonConn), maxFrames: lessonMaxFrames}
 	o.page.ShowPeer = opts.view != "sniffer"
 	o.page.LaneWidth = lessonLaneWidth
+	o.page.Projector = opts.projector
 	return o
 }
 
@@ -63,6 +64,7 @@ type lessonPage struct {
 	Capture, Recorder, Addr, Started string
 	Keys                             string
 	KeysGiven, ShowPeer              bool
+	Projector                        bool // -projector: the larger type scale
 	LaneWidth                        int
 	Conns                            []*lessonConn
 	Stats                            lessonStats
@@ -537,7 +539,7 @@ func replayToHTML(capturePath, out string, opts *replayOptions, stdout, stderr i
 		return 1
 	}
 	defer in.Close()
-	f, err := os.Create(out)
+	f, err := createLessonFile(out)
 	if err != nil {
 		errorf(stderr, "%v", err)
 		return 1
@@ -569,6 +571,21 @@ func replayToHTML(capturePath, out string, opts *replayOptions, stdout, stderr i
 	}
 	fmt.Fprintf(stdout, "; open it in a browser (it loads nothing and prints cleanly)\n")
 	return 0
+}
+
+// createLessonFile creates or truncates the lesson page at path, mode 0600
+// (the page holds what the keys decrypted), and tightens the mode of a file
+// that was already there.
+func createLessonFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // wireView is a frame's bytes as a sniffer reads them: text when they are
@@ -636,9 +653,11 @@ var lessonTemplate = template.Must(template.New("lesson").Funcs(lessonFuncs).Par
 
 // lessonHTML is the page. The style sheet keeps to what prints: lines,
 // borders and shapes rather than background colours; the two directions
-// differ in colour (blue and vermillion, safe for the common colour
-// blindnesses), in line (solid, dashed), in arrowhead (filled, open) and in
-// words. On a narrow screen the two views go under their arrow.
+// differ in colour (blue and a dark vermillion, safe for the common colour
+// blindnesses, each at least 4.5:1 on white), in line (solid, dashed), in
+// arrowhead (filled, open) and in words. On a narrow screen the two views go
+// under their arrow and the sessions table stacks. The projector mode is one
+// class on the root element: the same sheet scales the type and the diagram.
 //
 //go:embed lesson.html.tmpl
 var lessonHTML string

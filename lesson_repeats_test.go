@@ -28,7 +28,7 @@ func TestByteList(t *testing.T) {
 // lessonSection returns connection n's section of a lesson page.
 func lessonSection(t *testing.T, page string, n string) string {
 	t.Helper()
-	start := strings.Index(page, `<section class="conn" id="conn-`+n+`">`)
+	start := strings.Index(page, `<section class="conn" id="conn-`+n+`"`)
 	if start < 0 {
 		t.Fatalf("the page has no section for connection %s", n)
 	}

@@ -36,7 +36,7 @@ Usage:
     encchat tap     -listen ADDR -upstream ADDR [-record FILE] [-mitm | -rewrite 'OLD=NEW']
     encchat replay  [-keylog FILE] [-rsa-key FILE] [-key HEX] [-view sniffer|peer|both] [-send ADDR] CAPTURE
     encchat bench   [-connect ADDR] [-clients N] [-senders S] [-messages M] [-size BYTES]
-    encchat demo    [-suite classic|modern] [-html OUT]
+    encchat demo    [-suite classic|modern] [-html OUT [-projector]]
     encchat forget  [-known-servers FILE] ADDR
     encchat version
 

@@ -151,6 +151,8 @@ type replayOptions struct {
 	color  bool
 	keys   *replayKeys
 	sleep  func(time.Duration)
+	// projector: the lesson page (-html) on the larger type scale.
+	projector bool
 }
 
 // replayStats count what was shown.
@@ -477,6 +479,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	pcapPath := fs.String("pcap", "", "write the TCP connections to a pcap `file` for Wireshark or tshark, instead of replaying")
 	jsonOut := fs.Bool("json", false, "print one JSON object per frame")
 	htmlPath := fs.String("html", "", "write a lesson page to `file`")
+	projector := fs.Bool("projector", false, "with -html: the page on a larger type scale, for a projector")
 	sendAddr := fs.String("send", "", "the replay attack: send the recorded client bytes of -conn N (or of every connection, in order) to the live server at `address` (loopback only); exit 0 if it accepts them, 1 if it refuses")
 
 	// Flags may follow the capture name too.
@@ -504,6 +507,10 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		errorf(stderr, "replay: unexpected argument %q", names[1])
 		return 2
 	}
+	if *projector && *htmlPath == "" {
+		errorf(stderr, "replay: -projector sets the lesson page's type scale; it needs -html OUT")
+		return 2
+	}
 	if *htmlPath != "" {
 		var clash []string
 		for _, n := range []string{"json", "pcap", "speed"} {
@@ -529,7 +536,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		}
 		return runReplaySend(names[0], *sendAddr, *conn, stdout, stderr)
 	}
-	opts := &replayOptions{name: filepath.Base(names[0]), view: *view, json: *jsonOut, conn: *conn, speed: *speed}
+	opts := &replayOptions{name: filepath.Base(names[0]), view: *view, json: *jsonOut, conn: *conn, speed: *speed, projector: *projector}
 	if opts.view != "" && opts.view != "sniffer" && opts.view != "peer" && opts.view != "both" {
 		errorf(stderr, "replay: -view must be sniffer, peer or both, not %q", opts.view)
 		return 2
