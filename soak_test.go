@@ -49,7 +49,9 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := newServer(serverConfig{Key: testRSAKey(t), QueueLen: 4096, Record: rec, Keylog: kl})
+	// The server's default line rate: each sender's 40 lines in a second
+	// are twice its burst, so half of them wait for their tokens.
+	srv, err := newServer(serverConfig{Key: testRSAKey(t), Rate: defaultRate, Burst: defaultBurst, QueueLen: 4096, Record: rec, Keylog: kl})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,14 @@ const (
 	slowDownText   = "[SYSTEM] Slow down: your lines are being delayed"
 )
 
+// waitingText is the client's own notice that its lines are not going out.
+func waitingText(n int) string {
+	if n == 1 {
+		return "[SYSTEM] 1 line is waiting to be sent"
+	}
+	return fmt.Sprintf("[SYSTEM] %d lines are waiting to be sent", n)
+}
+
 // floodedText is the last text a client gets when it was slowed without a
 // break for longer than the server allows.
 func floodedText(rate float64, paced time.Duration) string {
