@@ -657,9 +657,6 @@ func (s *server) readLoop(m *member) {
 	_, classic := m.rc.(*classicCipher)
 	dropped := 0
 	limit := tokenBucket{rate: s.cfg.Rate, burst: float64(s.cfg.Burst), tokens: float64(s.cfg.Burst)}
-	timer := time.NewTimer(time.Hour) // slowDown's, stopped between waits
-	timer.Stop()
-	defer timer.Stop()
 	var buf []byte
 	for {
 		payload, err := readFrameInto(br, s.cfg.MaxFrame, buf)
@@ -690,7 +687,7 @@ func (s *server) readLoop(m *member) {
 			s.logf(evDropped, "%s: record %v (%d so far)", m.name, err, dropped)
 			continue
 		}
-		if wait := limit.take(s.cfg.Now()); wait > 0 && !s.slowDown(m, &limit, wait, timer) {
+		if wait := limit.take(s.cfg.Now()); wait > 0 && !s.slowDown(m, &limit, wait) {
 			return
 		}
 		if quit := s.handleText(m, string(raw)); quit {
@@ -709,7 +706,7 @@ func (s *server) readLoop(m *member) {
 // holds no lock while it waits, and returns false, at once, when the
 // member is gone (it left, was disconnected, or the server is shutting
 // down) or was disconnected here.
-func (s *server) slowDown(m *member, limit *tokenBucket, wait time.Duration, timer *time.Timer) bool {
+func (s *server) slowDown(m *member, limit *tokenBucket, wait time.Duration) bool {
 	now := s.cfg.Now()
 	if limit.spell.IsZero() {
 		limit.spell = now
@@ -723,10 +720,11 @@ func (s *server) slowDown(m *member, limit *tokenBucket, wait time.Duration, tim
 			s.remove(m, fmt.Sprintf("over the line rate for %s without a break", s.cfg.MaxPaced))
 			return false
 		}
-		timer.Reset(wait)
+		timer := time.NewTimer(wait)
 		select {
 		case <-timer.C:
 		case <-m.quit:
+			timer.Stop()
 			return false
 		}
 		now = s.cfg.Now()
