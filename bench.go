@@ -34,7 +34,9 @@ import (
 	"github.com/mattn/go-isatty"
 )
 
-// benchConfig is one load run. Zero values get the defaults of the flags.
+// benchConfig is one load run. Zero values get the defaults of the flags,
+// except the in-process server's line-rate limit: zero is none, as in
+// serverConfig.
 type benchConfig struct {
 	Addr        string  // server to load; empty starts one in-process
 	Suite       string  // classic, modern or auto
@@ -45,6 +47,8 @@ type benchConfig struct {
 	Messages    int     // messages per sender
 	Size        int     // bytes of chat text per message (at least the marker)
 	Rate        float64 // messages/s per sender; 0 sends as fast as possible
+	ServerRate  float64 // the in-process server's -rate; 0: no limit
+	ServerBurst int     // the in-process server's -burst
 	Stalled     int     // extra clients that connect and never read
 	RSALimit    bool    // measure RSA-2048 OAEP decrypts/s on all cores
 	Timeout     time.Duration
@@ -119,6 +123,10 @@ func (cfg *benchConfig) check() error {
 		return fmt.Errorf("-size must be between 0 and %d", maxTextLen)
 	case cfg.Rate < 0:
 		return errors.New("-rate must not be negative")
+	case cfg.ServerRate < 0:
+		return errors.New("-server-rate must be 0 (no limit) or a positive number of lines per second")
+	case cfg.ServerRate > 0 && cfg.ServerBurst < 1:
+		return errors.New("-server-burst must be at least 1")
 	case cfg.Stalled < 0:
 		return errors.New("-stalled must not be negative")
 	case cfg.Warmup < -1:
@@ -167,6 +175,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&cfg.Messages, "messages", benchDefaultMessages, "messages per sender")
 	fs.IntVar(&cfg.Size, "size", benchDefaultSize, "chat text `bytes` per message (at least the ~40-byte marker)")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "messages per second per sender (0: as fast as the server takes them)")
+	fs.Float64Var(&cfg.ServerRate, "server-rate", defaultRate, "the in-process server's -rate: lines per second per client after its burst (0: no limit)")
+	fs.IntVar(&cfg.ServerBurst, "server-burst", defaultBurst, "the in-process server's -burst")
 	fs.IntVar(&cfg.Stalled, "stalled", 0, "extra clients that connect and never read")
 	fs.BoolVar(&cfg.RSALimit, "rsa-limit", false, "also measure RSA-2048 OAEP decrypts/s on all cores, the ceiling for classic handshakes")
 	fs.StringVar(&cfg.Suite, "suite", suiteClassic, "`suite`: classic, modern, or auto (follow the server)")
@@ -338,8 +348,12 @@ func printBenchStats(w io.Writer, st benchStats) {
 	if st.Stalled > 0 {
 		fmt.Fprintf(w, "stalled     %d never-reading clients, %d closed by the server\n", st.Stalled, st.StalledClosed)
 	}
-	if st.SlowDown > 0 {
-		fmt.Fprintf(w, "rate limit  the server told senders %d times to slow down (run it with -rate 0 to measure it unthrottled)\n", st.SlowDown)
+	switch {
+	case st.InProcess && st.ServerRate > 0:
+		fmt.Fprintf(w, "rate limit  the server paces each client to %g lines/s after %d at once; it told senders %d times their lines are delayed (-server-rate 0 measures it unthrottled)\n",
+			st.ServerRate, st.ServerBurst, st.SlowDown)
+	case st.SlowDown > 0:
+		fmt.Fprintf(w, "rate limit  the server told senders %d times their lines are delayed (run it with -rate 0 to measure it unthrottled)\n", st.SlowDown)
 	}
 	if len(st.ServerDrops) > 0 {
 		reasons := slices.Sorted(maps.Keys(st.ServerDrops))

@@ -105,12 +105,13 @@ func (b *benchLoad) noteError(err error) {
 
 // startServer starts the in-process server that a run without -connect loads.
 func (b *benchLoad) startServer() error {
-	bs, err := startBenchServer(nil, b.cfg.Suite)
+	bs, err := startBenchServer(nil, b.cfg.Suite, b.cfg.ServerRate, b.cfg.ServerBurst)
 	if err != nil {
 		return fmt.Errorf("starting the in-process server: %v", err)
 	}
 	b.bs, b.key = bs, bs.key
 	b.st.Addr, b.st.InProcess = bs.addr, true
+	b.st.ServerRate, b.st.ServerBurst = b.cfg.ServerRate, b.cfg.ServerBurst
 	return nil
 }
 
@@ -262,9 +263,14 @@ func (b *benchLoad) send(ctx context.Context) {
 }
 
 // awaitDeliveries waits until every expected delivery is in, for at most
-// -drain after the last send.
+// -drain after the last send, plus the time the in-process server takes to
+// let a sender's messages through at its line rate.
 func (b *benchLoad) awaitDeliveries(ctx context.Context) {
-	drain := time.NewTimer(b.cfg.Drain)
+	wait := b.cfg.Drain
+	if b.bs != nil && b.cfg.ServerRate > 0 && b.cfg.Messages > b.cfg.ServerBurst {
+		wait += time.Duration(float64(b.cfg.Messages-b.cfg.ServerBurst) / b.cfg.ServerRate * float64(time.Second))
+	}
+	drain := time.NewTimer(wait)
 	select {
 	case <-b.run.allIn:
 	case <-drain.C:
@@ -379,7 +385,9 @@ func (bs *benchServer) stopCounting() map[string]int {
 	return maps.Clone(bs.drops)
 }
 
-func startBenchServer(key *rsa.PrivateKey, suite string) (*benchServer, error) {
+// startBenchServer starts an in-process server limiting each client to
+// rate lines per second after burst (rate 0: no limit).
+func startBenchServer(key *rsa.PrivateKey, suite string, rate float64, burst int) (*benchServer, error) {
 	if key == nil {
 		var err error
 		if key, err = rsa.GenerateKey(rand.Reader, rsaBits); err != nil {
@@ -390,7 +398,7 @@ func startBenchServer(key *rsa.PrivateKey, suite string) (*benchServer, error) {
 		suite = suiteClassic
 	}
 	bs := &benchServer{key: key, done: make(chan error, 1), counting: true, drops: make(map[string]int)}
-	srv, err := newServer(serverConfig{Key: key, Suite: suite, Log: bs.logEvent})
+	srv, err := newServer(serverConfig{Key: key, Suite: suite, Rate: rate, Burst: burst, Log: bs.logEvent})
 	if err != nil {
 		return nil, err
 	}

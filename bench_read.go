@@ -174,7 +174,7 @@ func (r *benchReader) read(run *benchRun) {
 		}
 		idx, seq, sent, ok, perr := parseBenchLine(line, run.tag)
 		if !ok {
-			if bytes.HasSuffix(line, []byte("] [ERROR] Slow down")) {
+			if bytes.HasSuffix(line, []byte("] "+slowDownText)) {
 				r.slowDown++
 			}
 			continue

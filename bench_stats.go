@@ -45,8 +45,10 @@ type benchStats struct {
 	DeliveryWall            time.Duration // first send to last delivery
 	Delivery                latencyStats  // send to receipt, per delivery
 
-	Stalled, StalledClosed int            // never-reading clients, and how many the server closed
-	SlowDown               int64          // "[ERROR] Slow down" notices: the server rate-limited a sender
+	Stalled, StalledClosed int     // never-reading clients, and how many the server closed
+	SlowDown               int64   // slowDownText notices: the server delayed a sender's lines
+	ServerRate             float64 // the in-process server's line rate, 0 for none or with -connect
+	ServerBurst            int
 	ServerDrops            map[string]int // in-process server only: why it dropped clients during the run
 
 	RSADecrypts float64 // RSA-2048 OAEP decrypts/s on all cores; 0 when not measured

@@ -90,11 +90,11 @@ func TestBenchStalledClient(t *testing.T) {
 	waitGoroutines(t, before)
 }
 
-// TestBenchRateLimitedServer loads a server that limits lines per second:
-// bench must count the losses and say why.
+// TestBenchRateLimitedServer loads a separately started server that paces
+// lines: nothing is lost, and bench says the senders were slowed.
 func TestBenchRateLimitedServer(t *testing.T) {
 	before := runtime.NumGoroutine()
-	srv, err := newServer(serverConfig{Key: testRSAKey(t), Rate: 1, Burst: 2})
+	srv, err := newServer(serverConfig{Key: testRSAKey(t), Rate: 10, Burst: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,8 +104,9 @@ func TestBenchRateLimitedServer(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
+	// 8 lines past the burst at 10/s: 0.8 s, well within the drain.
 	st, err := bench(context.Background(), benchConfig{Addr: ln.Addr().String(), Clients: 4, Senders: 1, Messages: 10, Size: 64,
-		Timeout: 30 * time.Second, Drain: 500 * time.Millisecond})
+		Timeout: 30 * time.Second, Drain: 5 * time.Second})
 	srv.Shutdown()
 	if err := <-done; err != nil {
 		t.Errorf("Serve: %v", err)
@@ -113,13 +114,39 @@ func TestBenchRateLimitedServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.OK() || st.Lost == 0 || st.SlowDown == 0 || st.InProcess {
-		t.Errorf("rate-limited run: ok %v, lost %d, slow down %d, in-process %v", st.OK(), st.Lost, st.SlowDown, st.InProcess)
+	if !st.OK() || st.Lost != 0 || st.SlowDown == 0 || st.InProcess {
+		t.Errorf("rate-limited run: %s; lost %d, slow down %d, in-process %v", benchVerdict(st), st.Lost, st.SlowDown, st.InProcess)
 	}
 	var out strings.Builder
 	printBenchStats(&out, st)
-	if !strings.Contains(out.String(), "slow down") {
-		t.Errorf("output does not say the server rate-limited:\n%s", out.String())
+	if !strings.Contains(out.String(), "their lines are delayed") {
+		t.Errorf("output does not say the server slowed the senders:\n%s", out.String())
+	}
+	waitGoroutines(t, before)
+}
+
+// TestRunBenchAtServerDefaults runs bench's in-process server at the
+// server's own -rate and -burst (bench's defaults): senders of twice the
+// burst are slowed, and every message arrives.
+func TestRunBenchAtServerDefaults(t *testing.T) {
+	before := runtime.NumGoroutine()
+	var out, errOut bytes.Buffer
+	args := []string{"-clients", "10", "-senders", "2", "-messages", strconv.Itoa(2 * defaultBurst), "-warmup", "0"}
+	start := time.Now()
+	code := runBench(context.Background(), args, &out, &errOut)
+	elapsed := time.Since(start)
+	if code != 0 {
+		t.Fatalf("exit %d, stdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{"800 deliveries expected", "(800 in ", "lost 0  duplicated 0  out of order 0",
+		"rate limit  the server paces each client to 10 lines/s after 20 at once; it told senders 2 times their lines are delayed"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	// 20 messages past the burst at 10 lines/s take 2 s.
+	if elapsed < 2*time.Second {
+		t.Errorf("the run took %v: the server did not pace the senders", elapsed)
 	}
 	waitGoroutines(t, before)
 }
@@ -151,6 +178,8 @@ func TestRunBenchRefuses(t *testing.T) {
 		{[]string{"-connect", "[2001:db8::1]:5174"}, "not a loopback address"},
 		{[]string{"-senders", "5", "-clients", "4"}, "-senders must be between 0 and -clients"},
 		{[]string{"-suite", "rot13"}, "-suite must be classic, modern or auto"},
+		{[]string{"-server-rate", "-1"}, "-server-rate must be 0 (no limit) or a positive number"},
+		{[]string{"-server-burst", "0"}, "-server-burst must be at least 1"},
 		{[]string{"-clients", "x"}, "invalid value"},
 		{[]string{"-server-pid", "1"}, "-server-pid needs -idle and -connect"},
 		{[]string{"-idle", "5", "-connect", "127.0.0.1:1"}, "-idle with -connect needs -server-pid"},
@@ -318,7 +347,7 @@ func BenchmarkModernHandshake(b *testing.B) {
 // benchmarkHandshake times a full client handshake and username exchange
 // against an in-process server over loopback, both sides on this machine.
 func benchmarkHandshake(b *testing.B, key *rsa.PrivateKey, suite string) {
-	bs, err := startBenchServer(key, suite)
+	bs, err := startBenchServer(key, suite, 0, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -476,7 +505,7 @@ func BenchmarkBroadcast(b *testing.B) {
 const broadcastWindow = 32
 
 func benchmarkBroadcast(b *testing.B, n int) {
-	bs, err := startBenchServer(testRSAKey(b), suiteClassic)
+	bs, err := startBenchServer(testRSAKey(b), suiteClassic, 0, 0)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -126,6 +126,7 @@ type chatClient struct {
 
 	connectErr  error       // why the last connect failed
 	sawShutdown atomic.Bool // the server announced its shutdown
+	outbox      *outbox     // the REPL's lines on their way out
 }
 
 func (c *chatClient) banner() {
@@ -509,6 +510,9 @@ func (c *chatClient) repl(ctx context.Context) int {
 	// joined complete after their first /list.
 	recvDone := make(chan error, 1)
 	go c.receive(recvDone)
+	c.outbox = newOutbox(c.cs.Send, outboxNotice, func(n int) {
+		c.scr.println(c.pal.system.Sprint("[" + time.Now().Format("15:04:05") + "] " + waitingText(n)))
+	})
 
 	want := make(chan struct{}, 1)
 	got := make(chan lineResult, 1)
@@ -535,15 +539,23 @@ func (c *chatClient) repl(ctx context.Context) int {
 		case r := <-got:
 			if how, end := c.handleLine(r); end {
 				stopReader()
-				return c.finish(how, recvDone)
+				return c.finish(ctx, how, recvDone)
 			}
 			want <- struct{}{}
+		case <-c.outbox.failed:
+			stopReader()
+			return c.finish(ctx, lineBroken, recvDone)
 		case err := <-recvDone:
 			stopReader()
+			c.dropOutbox()
 			return c.serverGone(err)
 		case <-ctx.Done():
 			stopReader()
-			c.leave(true, recvDone)
+			grace, cancel := context.WithTimeout(context.Background(), quitGrace)
+			defer cancel()
+			c.outbox.push("/quit")
+			c.flush(grace)
+			c.leave(false, recvDone)
 			return 0
 		}
 	}
@@ -553,10 +565,10 @@ func (c *chatClient) repl(ctx context.Context) int {
 type lineOutcome int
 
 const (
-	lineGoOn     lineOutcome = iota // sent, or nothing to send
-	lineQuitSent                    // /quit went out
+	lineGoOn     lineOutcome = iota // queued to be sent, or nothing to send
+	lineQuitSent                    // /quit is queued
 	lineLeave                       // Ctrl-C on an empty line, or Ctrl-D: /quit must go out
-	lineBroken                      // the send failed: the connection is gone
+	lineBroken                      // a send failed: the connection is gone
 )
 
 // handleLine acts on one Readline result and says whether the REPL ends.
@@ -577,9 +589,7 @@ func (c *chatClient) handleLine(r lineResult) (lineOutcome, bool) {
 	if c.answerLocally(text) {
 		return lineGoOn, false
 	}
-	if err := c.cs.Send(text); err != nil {
-		return lineBroken, true
-	}
+	c.outbox.push(text)
 	if text == "/quit" {
 		return lineQuitSent, true
 	}
@@ -599,16 +609,37 @@ func (c *chatClient) answerLocally(text string) bool {
 	return true
 }
 
-// finish ends the session after the REPL's last line.
-func (c *chatClient) finish(how lineOutcome, recvDone chan error) int {
+// finish ends the session after the REPL's last line, once the lines
+// typed before it are sent.
+func (c *chatClient) finish(ctx context.Context, how lineOutcome, recvDone chan error) int {
 	switch how {
 	case lineBroken:
-		c.cs.Close()
+		c.dropOutbox()
 		return c.serverGone(<-recvDone)
-	case lineQuitSent:
-		c.leave(false, recvDone)
-	default:
-		c.leave(true, recvDone)
+	case lineLeave:
+		c.outbox.push("/quit")
 	}
+	c.flush(ctx)
+	c.leave(false, recvDone)
 	return 0
+}
+
+// flush waits until the outbox has sent every line, or a send failed, or
+// ctx ended: then the connection is closed under the send.
+func (c *chatClient) flush(ctx context.Context) {
+	c.outbox.close()
+	select {
+	case <-c.outbox.done:
+	case <-ctx.Done():
+		c.dropOutbox()
+	}
+}
+
+// dropOutbox closes the connection, which ends a send in progress, and
+// waits for the outbox to stop; lines not yet sent are lost with the
+// connection.
+func (c *chatClient) dropOutbox() {
+	c.outbox.close()
+	c.cs.Close()
+	<-c.outbox.done
 }

@@ -46,29 +46,45 @@ func remoteIP(c net.Conn) string {
 	return addr
 }
 
-// tokenBucket limits a client's lines: Burst at once, then Rate per second.
-// Only the member's reader touches it.
+// Defaults of the line-rate limit, as the server's flags show them, and
+// the longest the server slows a client without a break (see slowDown).
+const (
+	defaultRate     = 10 // lines per second, after the burst
+	defaultBurst    = 20
+	defaultMaxPaced = 30 * time.Second
+)
+
+// tokenBucket paces a client's lines: Burst at once, then Rate per second.
+// A line that finds no token waits for one. The first such line starts a
+// spell, which lasts until a line finds the bucket full again: the client
+// kept under the rate long enough to earn its whole burst back. (A line
+// that merely finds one token may have waited in the socket all the same,
+// while the reader was busy.) Only the member's reader touches it.
 type tokenBucket struct {
 	rate, burst, tokens float64
 	last                time.Time
-	warned              bool // "Slow down" sent for this empty spell
+	spell               time.Time // when the current spell began; zero outside one
 }
 
-// allow reports whether one more line may pass at now.
-func (b *tokenBucket) allow(now time.Time) bool {
+// take spends a token on one line at now and returns 0, or, when there is
+// none, returns how long until there is one.
+func (b *tokenBucket) take(now time.Time) time.Duration {
 	if b.rate <= 0 {
-		return true
+		return 0
 	}
 	if !b.last.IsZero() {
 		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
 	}
 	b.last = now
+	if b.tokens >= b.burst {
+		b.spell = time.Time{}
+	}
 	if b.tokens >= 1 {
 		b.tokens--
-		b.warned = false
-		return true
+		return 0
 	}
-	return false
+	wait := time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
+	return max(wait, time.Millisecond)
 }
 
 // serverEvent is one line of the server's log; the UI colours it by Kind.
@@ -99,10 +115,11 @@ type serverConfig struct {
 	Suite            string
 	HandshakeTimeout time.Duration
 	MaxClients       int
-	MaxPerAddr       int     // connections from one IP address; 0 = no limit
-	MaxFrame         int     // largest frame a client may send; 0 = maxFrameLen
-	Rate             float64 // chat lines per second per client; 0 = no limit
-	Burst            int     // lines a client may send at once before Rate applies
+	MaxPerAddr       int           // connections from one IP address; 0 = no limit
+	MaxFrame         int           // largest frame a client may send; 0 = maxFrameLen
+	Rate             float64       // chat lines per second per client; 0 = no limit
+	Burst            int           // lines a client may send at once before Rate applies
+	MaxPaced         time.Duration // longest a client is slowed without a break; 0 = defaultMaxPaced
 	QueueLen         int
 	Rand             io.Reader
 	Now              func() time.Time
@@ -136,8 +153,18 @@ type member struct {
 	br     *bufio.Reader // the handshake's reader, so no byte read ahead is lost
 	rc     recordCipher
 	out    *outQueue
-	gone   bool // removed from the hub; guarded by server.mu
+	gone   bool          // removed from the hub; guarded by server.mu
+	quit   chan struct{} // closed with gone: ends a reader's wait in slowDown
 	writer sync.WaitGroup
+}
+
+// depart marks the member gone, closes its queue (its writer flushes what
+// is queued, then closes the connection) and ends its reader's wait, if
+// any; s.mu must be held and m.gone false.
+func (m *member) depart() {
+	m.gone = true
+	m.out.close()
+	close(m.quit)
 }
 
 func newServer(cfg serverConfig) (*server, error) {
@@ -164,6 +191,9 @@ func newServer(cfg serverConfig) (*server, error) {
 	}
 	if cfg.Rate > 0 && cfg.Burst <= 0 {
 		cfg.Burst = 1
+	}
+	if cfg.MaxPaced <= 0 {
+		cfg.MaxPaced = defaultMaxPaced
 	}
 	if cfg.Key == nil {
 		return nil, errors.New("server: no RSA key")
@@ -261,8 +291,7 @@ func (s *server) Shutdown() {
 	for _, m := range s.members {
 		joined[m.conn] = true
 		m.tryPush(shutdownText) // dropped if the queue is full: that client is not reading
-		m.gone = true
-		m.out.close() // the writer flushes, then closes the connection
+		m.depart()
 	}
 	s.members = nil
 	clear(s.byName)
@@ -398,7 +427,7 @@ func (s *server) handshake(conn net.Conn, addr string) (*member, error) {
 		return nil, fmt.Errorf("invalid username %q: %v", sanitizeText(name), err)
 	}
 
-	m := &member{name: name, addr: addr, conn: conn, br: rw.Reader, rc: rc, out: newOutQueue(s.cfg.QueueLen)}
+	m := &member{name: name, addr: addr, conn: conn, br: rw.Reader, rc: rc, out: newOutQueue(s.cfg.QueueLen), quit: make(chan struct{})}
 	s.mu.Lock()
 	switch {
 	case s.closing:
@@ -499,8 +528,7 @@ func (s *server) remove(m *member, why string) {
 		s.mu.Unlock()
 		return
 	}
-	m.gone = true
-	m.out.close()
+	m.depart()
 	delete(s.byName, m.name)
 	for i, x := range s.members {
 		if x == m {
@@ -659,19 +687,50 @@ func (s *server) readLoop(m *member) {
 			s.logf(evDropped, "%s: record %v (%d so far)", m.name, err, dropped)
 			continue
 		}
-		if !limit.allow(s.cfg.Now()) {
-			if !limit.warned {
-				limit.warned = true
-				s.logf(evLimit, "%s: over %g lines/s, dropping until they slow down", m.name, s.cfg.Rate)
-				s.send(m, s.stamp("[ERROR] Slow down"))
-			}
-			continue
+		if wait := limit.take(s.cfg.Now()); wait > 0 && !s.slowDown(m, &limit, wait) {
+			return
 		}
 		if quit := s.handleText(m, string(raw)); quit {
 			s.remove(m, "/quit")
 			return
 		}
 	}
+}
+
+// slowDown holds a member's line back until its bucket has a token, wait
+// from now. Nothing is read from the member's socket meanwhile, so the
+// lines behind wait in TCP's buffers (the client's sends block once they
+// are full) and arrive later, in order. The member is told once per spell.
+// A member slowed without a break for longer than MaxPaced is not pasting
+// a paragraph but flooding: it is told why and disconnected. slowDown
+// holds no lock while it waits, and returns false, at once, when the
+// member is gone (it left, was disconnected, or the server is shutting
+// down) or was disconnected here.
+func (s *server) slowDown(m *member, limit *tokenBucket, wait time.Duration) bool {
+	now := s.cfg.Now()
+	if limit.spell.IsZero() {
+		limit.spell = now
+		s.logf(evLimit, "%s: over %g lines/s, delaying their lines", m.name, s.cfg.Rate)
+		s.send(m, s.stamp(slowDownText))
+	}
+	for wait > 0 {
+		if now.Add(wait).Sub(limit.spell) > s.cfg.MaxPaced {
+			s.logf(evLimit, "%s: over %g lines/s for %s without a break, disconnecting", m.name, s.cfg.Rate, s.cfg.MaxPaced)
+			s.send(m, s.stamp(floodedText(s.cfg.Rate, s.cfg.MaxPaced)))
+			s.remove(m, fmt.Sprintf("over the line rate for %s without a break", s.cfg.MaxPaced))
+			return false
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-m.quit:
+			timer.Stop()
+			return false
+		}
+		now = s.cfg.Now()
+		wait = limit.take(now)
+	}
+	return true
 }
 
 // handleText interprets one line from a member; it reports whether they quit.

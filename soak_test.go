@@ -22,10 +22,11 @@ import (
 )
 
 // TestSoak runs hundreds of clients with joins and leaves while messages
-// flow, and checks that nothing accepted is lost, duplicated or reordered,
-// that goroutines return to the baseline, that memory is stable, and that
-// the capture recorded meanwhile replays with the key log into exactly the
-// messages sent. It is bounded to about a minute; -short skips it.
+// flow, at the server's default line rate, and checks that nothing is
+// lost, duplicated or reordered, that goroutines return to the baseline,
+// that memory is stable, and that the capture recorded meanwhile replays
+// with the key log into exactly the messages sent. Each phase is bounded
+// to a minute; -short skips it.
 func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("soak test skipped in -short mode")
@@ -36,7 +37,8 @@ func TestSoak(t *testing.T) {
 		messages = 40  // per sender
 		churners = 10  // join, talk, leave, again and again
 	)
-	deadline := time.Now().Add(60 * time.Second)
+	const phase = 60 * time.Second
+	start := time.Now()
 	baseline := runtime.NumGoroutine()
 
 	dir := t.TempDir()
@@ -49,7 +51,20 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := newServer(serverConfig{Key: testRSAKey(t), QueueLen: 4096, Record: rec, Keylog: kl})
+	// The server's default line rate: each sender's 40 lines in a second
+	// are twice its burst, so half of them wait for their tokens.
+	// Why the server let stable clients go, should any go early.
+	var leavesMu sync.Mutex
+	var leaves []string
+	logLeave := func(ev serverEvent) {
+		if ev.Kind == evLeave && strings.HasPrefix(ev.Text, "u") {
+			leavesMu.Lock()
+			leaves = append(leaves, ev.Text)
+			leavesMu.Unlock()
+		}
+	}
+	srv, err := newServer(serverConfig{Key: testRSAKey(t), Rate: defaultRate, Burst: defaultBurst, QueueLen: 4096,
+		Record: rec, Keylog: kl, Log: logLeave})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +110,9 @@ func TestSoak(t *testing.T) {
 		t.Fatal(joinErr)
 	}
 	heapAfterJoin := heapInuse()
+	t.Logf("%d clients joined in %v", stable, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	deadline := start.Add(phase)
 
 	// Every stable client reads until it has every sender's last message.
 	type result struct {
@@ -136,8 +154,9 @@ func TestSoak(t *testing.T) {
 
 	// Churn: clients join, say something, leave, while the senders send.
 	stopChurn := make(chan struct{})
-	var churn sync.WaitGroup
+	var churn, churned sync.WaitGroup // churned: each churner joined once
 	churnJoins := make([]int, churners)
+	churned.Add(churners)
 	for c := 0; c < churners; c++ {
 		churn.Add(1)
 		go func() {
@@ -154,6 +173,9 @@ func TestSoak(t *testing.T) {
 					continue
 				}
 				churnJoins[c]++
+				if churnJoins[c] == 1 {
+					churned.Done()
+				}
 				cs.Send(fmt.Sprintf("passing through %d", round))
 				cs.Send("/quit")
 				cs.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -189,9 +211,16 @@ func TestSoak(t *testing.T) {
 	}
 	sending.Wait()
 	readers.Wait()
+	churned.Wait() // with 500 members, a churner's round can outlast the traffic
 	close(stopChurn)
 	churn.Wait()
+	t.Logf("traffic and churn in %v", time.Since(start).Round(time.Millisecond))
 
+	leavesMu.Lock()
+	for _, why := range leaves {
+		t.Errorf("during the run: %s", why)
+	}
+	leavesMu.Unlock()
 	for i, r := range results {
 		if r.err != nil {
 			t.Errorf("u%03d: %v", i, r.err)
@@ -238,7 +267,8 @@ func TestSoak(t *testing.T) {
 	if err := kl.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for time.Now().Before(deadline) && runtime.NumGoroutine() > baseline+2 {
+	end := time.Now().Add(phase)
+	for time.Now().Before(end) && runtime.NumGoroutine() > baseline+2 {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if n := runtime.NumGoroutine(); n > baseline+2 {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -21,7 +22,22 @@ const (
 	serverFullText = "ERROR: Server full"
 	nameTakenText  = "ERROR: Username already taken"
 	tooManyText    = "ERROR: Too many connections from your address"
+	slowDownText   = "[SYSTEM] Slow down: your lines are being delayed"
 )
+
+// waitingText is the client's own notice that its lines are not going out.
+func waitingText(n int) string {
+	if n == 1 {
+		return "[SYSTEM] 1 line is waiting to be sent"
+	}
+	return fmt.Sprintf("[SYSTEM] %d lines are waiting to be sent", n)
+}
+
+// floodedText is the last text a client gets when it was slowed without a
+// break for longer than the server allows.
+func floodedText(rate float64, paced time.Duration) string {
+	return fmt.Sprintf("[ERROR] Disconnected: you sent more than %g lines/s for %s without a break", rate, paced)
+}
 
 // chatCommands drives the server's /help and the client's completion.
 var chatCommands = []struct{ name, args, help string }{
