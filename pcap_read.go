@@ -257,7 +257,7 @@ func (s *pcapSource) skippedNotes() []string {
 		notes = append(notes, fmt.Sprintf("%d retransmitted %s (%d B seen twice) used once", s.overlap[0], plural(s.overlap[0], "segment", "segments"), s.overlap[1]))
 	}
 	if s.reordered > 0 {
-		notes = append(notes, fmt.Sprintf("%d %s arrived out of order and %s put back in order", s.reordered, plural(s.reordered, "segment", "segments"), plural(s.reordered, "was", "were")))
+		notes = append(notes, fmt.Sprintf("%d %s arrived ahead of an earlier one and %s put in order", s.reordered, plural(s.reordered, "segment", "segments"), plural(s.reordered, "was", "were")))
 	}
 	if s.conns == 0 {
 		notes = append(notes, fmt.Sprintf("no encchat connection in %d %s", s.packets, plural(s.packets, "packet", "packets")))
@@ -417,6 +417,15 @@ func (st *pcapStream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir reass
 	if nextSeq == -1 && !tcp.SYN {
 		*start = true
 	}
+	if n := len(tcp.Payload); n > 0 && nextSeq != -1 {
+		switch ahead := nextSeq.Difference(reassembly.Sequence(tcp.Seq)); {
+		case ahead < 0: // starts before the next byte due: sent before
+			st.src.overlap[0]++
+			st.src.overlap[1] += min(n, -ahead)
+		case ahead > 0:
+			st.src.reordered++
+		}
+	}
 	if tcp.FIN || tcp.RST {
 		st.ending = ci.Timestamp
 	}
@@ -427,10 +436,6 @@ func (st *pcapStream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir reass
 func (st *pcapStream) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.AssemblerContext) {
 	dir, _, _, skip := sg.Info()
 	n, _ := sg.Lengths()
-	stats := sg.Stats()
-	st.src.overlap[0] += stats.OverlapPackets
-	st.src.overlap[1] += stats.OverlapBytes
-	st.src.reordered += stats.QueuedPackets
 	if st.state == streamOther || st.closed || (n == 0 && skip <= 0) {
 		return
 	}

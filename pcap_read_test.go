@@ -1,0 +1,649 @@
+// Tests of reading pcap and pcapng (pcap_read.go) with synthetic captures:
+// the golden sessions turned into TCP segments on every link type encchat
+// reads, then reordered, retransmitted, cut, stripped of their SYNs or
+// mixed with other traffic. Replay of each must show the frames replay of
+// the encchat capture shows.
+
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+// synthSeg is one packet of a synthetic capture.
+type synthSeg struct {
+	t                 float64
+	conn              int
+	src, dst          netip.AddrPort
+	fromClient        bool
+	seq, ack          uint32
+	syn, fin, rst     bool
+	payload           []byte
+	udp, arp          bool // not TCP at all
+	handshake, closer bool // part of the three-way handshake or the FIN exchange
+}
+
+// synthISN are the initial sequence numbers; the client's wraps around
+// 2^32 within the first frames.
+func synthISN(conn int) (client, server uint32) {
+	return 0xffffff00 - uint32(conn)*0x100, 0x50000000 + uint32(conn)*0x1000
+}
+
+// synthSegments turns an encchat capture into TCP segments of at most mss
+// payload bytes, with a three-way handshake and a FIN exchange.
+func synthSegments(t testing.TB, capture string, mss int) []synthSeg {
+	t.Helper()
+	cr, err := newCaptureReader(strings.NewReader(capture))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []captureEvent
+	for {
+		var ev captureEvent
+		if err := cr.next(&ev); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		ev.Data = bytes.Clone(ev.Data)
+		evs = append(evs, ev)
+	}
+	type conn struct {
+		client, server netip.AddrPort
+		cSeq, sSeq     uint32
+	}
+	conns := map[int]*conn{}
+	var segs []synthSeg
+	add := func(ev captureEvent, c *conn, fromClient bool, s synthSeg) {
+		s.t, s.conn, s.fromClient = ev.T, ev.Conn, fromClient
+		s.src, s.dst, s.seq, s.ack = c.client, c.server, c.cSeq, c.sSeq
+		if !fromClient {
+			s.src, s.dst, s.seq, s.ack = c.server, c.client, c.sSeq, c.cSeq
+		}
+		segs = append(segs, s)
+	}
+	for _, ev := range evs {
+		c := conns[ev.Conn]
+		switch ev.Kind {
+		case capOpen:
+			c = &conn{client: netip.MustParseAddrPort(ev.Client), server: netip.MustParseAddrPort(ev.Server)}
+			c.cSeq, c.sSeq = synthISN(ev.Conn)
+			conns[ev.Conn] = c
+			add(ev, c, true, synthSeg{syn: true, handshake: true})
+			c.cSeq++
+			add(ev, c, false, synthSeg{syn: true, handshake: true})
+			c.sSeq++
+			add(ev, c, true, synthSeg{handshake: true})
+		case capData:
+			for data := ev.Data; len(data) > 0; {
+				n := min(len(data), mss)
+				add(ev, c, ev.Dir == wireC2S, synthSeg{payload: bytes.Clone(data[:n])})
+				if ev.Dir == wireC2S {
+					c.cSeq += uint32(n)
+				} else {
+					c.sSeq += uint32(n)
+				}
+				data = data[n:]
+			}
+		case capClose:
+			add(ev, c, true, synthSeg{fin: true, closer: true})
+			c.cSeq++
+			add(ev, c, false, synthSeg{fin: true, closer: true})
+			c.sSeq++
+			add(ev, c, true, synthSeg{closer: true})
+		}
+	}
+	return segs
+}
+
+// synthPcap writes segments as a capture of link type lt: pcapng when ng
+// is set, else pcap (with nanosecond times when nano is set).
+func synthPcap(t testing.TB, segs []synthSeg, lt layers.LinkType, ng, nano bool) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	start := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	var write func(ci gopacket.CaptureInfo, b []byte) error
+	var flush func() error
+	switch {
+	case ng:
+		w, err := pcapgo.NewNgWriterInterface(&out, pcapgo.NgInterface{Name: "synth0", LinkType: lt, SnapLength: 65535}, pcapgo.DefaultNgWriterOptions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write, flush = w.WritePacket, w.Flush
+	default:
+		w := pcapgo.NewWriter(&out)
+		if nano {
+			w = pcapgo.NewWriterNanos(&out)
+		}
+		if err := w.WriteFileHeader(65535, lt); err != nil {
+			t.Fatal(err)
+		}
+		write, flush = w.WritePacket, func() error { return nil }
+	}
+	buf := gopacket.NewSerializeBuffer()
+	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
+	for _, s := range segs {
+		b := synthPacket(t, buf, opts, s, lt)
+		ts := start.Add(time.Duration(s.t * float64(time.Second)))
+		if err := write(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(b), Length: len(b)}, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := flush(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// synthPacket builds one packet, link-layer header included.
+func synthPacket(t testing.TB, buf gopacket.SerializeBuffer, opts gopacket.SerializeOptions, s synthSeg, lt layers.LinkType) []byte {
+	t.Helper()
+	v6 := s.src.Addr().Is6()
+	var ls []gopacket.SerializableLayer
+	if s.arp {
+		ls = append(ls, &layers.Ethernet{SrcMAC: []byte{2, 0, 0, 0, 0, 1}, DstMAC: []byte{255, 255, 255, 255, 255, 255}, EthernetType: layers.EthernetTypeARP},
+			&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4, Operation: 1,
+				SourceHwAddress: []byte{2, 0, 0, 0, 0, 1}, SourceProtAddress: []byte{127, 0, 0, 1}, DstHwAddress: make([]byte, 6), DstProtAddress: []byte{127, 0, 0, 2}})
+		if err := gopacket.SerializeLayers(buf, opts, ls...); err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Clone(buf.Bytes())
+	}
+	var ip gopacket.NetworkLayer
+	if v6 {
+		ip = &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolTCP, HopLimit: 64, SrcIP: s.src.Addr().AsSlice(), DstIP: s.dst.Addr().AsSlice()}
+	} else {
+		ip = &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: s.src.Addr().AsSlice(), DstIP: s.dst.Addr().AsSlice()}
+	}
+	var l4 gopacket.SerializableLayer
+	if s.udp {
+		udp := &layers.UDP{SrcPort: layers.UDPPort(s.src.Port()), DstPort: layers.UDPPort(s.dst.Port())}
+		udp.SetNetworkLayerForChecksum(ip)
+		if v6 {
+			ip.(*layers.IPv6).NextHeader = layers.IPProtocolUDP
+		} else {
+			ip.(*layers.IPv4).Protocol = layers.IPProtocolUDP
+		}
+		l4 = udp
+	} else {
+		tcp := &layers.TCP{SrcPort: layers.TCPPort(s.src.Port()), DstPort: layers.TCPPort(s.dst.Port()),
+			Seq: s.seq, Ack: s.ack, Window: 65535, SYN: s.syn, FIN: s.fin, RST: s.rst, ACK: !(s.syn && s.fromClient), PSH: len(s.payload) > 0}
+		if !tcp.ACK {
+			tcp.Ack = 0
+		}
+		tcp.SetNetworkLayerForChecksum(ip)
+		l4 = tcp
+	}
+	ls = append(ls, ip.(gopacket.SerializableLayer), l4, gopacket.Payload(s.payload))
+	if err := gopacket.SerializeLayers(buf, opts, ls...); err != nil {
+		t.Fatal(err)
+	}
+	pkt := buf.Bytes()
+	family := uint32(2) // AF_INET
+	etherType := uint16(layers.EthernetTypeIPv4)
+	if v6 {
+		family, etherType = 24, uint16(layers.EthernetTypeIPv6) // AF_INET6 as BSD numbers it
+	}
+	var link []byte
+	switch lt {
+	case layers.LinkTypeRaw:
+	case layers.LinkTypeEthernet:
+		link = append([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, byte(etherType>>8), byte(etherType))
+	case layers.LinkTypeNull: // host byte order, as written on a little-endian machine
+		link = binary.LittleEndian.AppendUint32(nil, family)
+	case layers.LinkTypeLoop: // network byte order
+		link = binary.BigEndian.AppendUint32(nil, family)
+	case layers.LinkTypeLinuxSLL: // packet type, ARPHRD_LOOPBACK, address length, address, protocol
+		link = []byte{0, 0, 3, 4, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, byte(etherType >> 8), byte(etherType)}
+	case layers.LinkTypeLinuxSLL2: // protocol, reserved, interface index, ARPHRD_LOOPBACK, packet type, address length, address
+		link = []byte{byte(etherType >> 8), byte(etherType), 0, 0, 0, 0, 0, 1, 3, 4, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0}
+	default:
+		t.Fatalf("no synthetic link header for %v", lt)
+	}
+	return append(link, pkt...)
+}
+
+// replayedFrames replays a capture with the classic and modern golden key
+// logs and returns its frames (one line each: connection, direction,
+// kind, length, payload, plaintext and key) and its notes.
+func replayedFrames(t *testing.T, data []byte) (frames, notes []string) {
+	t.Helper()
+	var entries keylogEntries
+	for _, name := range []string{"session.keys", "modern.keys"} {
+		f, err := os.Open(filepath.Join(replayTestdata, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := parseKeylog(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, e...)
+	}
+	opts := &replayOptions{name: "synth", view: "both", json: true, keys: &replayKeys{keylog: entries, keylogName: "keys"}}
+	var out bytes.Buffer
+	if err := replayCapture(bytes.NewReader(data), opts, newJSONOutput(&out, opts)); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var j jsonFrame
+		if err := json.Unmarshal([]byte(l), &j); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		switch j.Kind {
+		case "capture", "open", "close", "end":
+		case "note":
+			notes = append(notes, fmt.Sprintf("conn %d: %s", j.Conn, strings.Join(j.Notes, " ")))
+		default:
+			text := "-"
+			if j.Plaintext != nil {
+				text = *j.Plaintext
+			}
+			frames = append(frames, fmt.Sprintf("conn %d %s %s %d B %.40s %q %s", j.Conn, j.Dir, j.Kind, j.Length, j.Payload, text, j.Key))
+		}
+	}
+	return frames, notes
+}
+
+func goldenCapture(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(replayTestdata, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// toV6 moves every address to IPv6, ::1 for 127.0.0.1, keeping the ports.
+func toV6(segs []synthSeg) []synthSeg {
+	m := func(ap netip.AddrPort) netip.AddrPort {
+		a := ap.Addr().As4()
+		return netip.AddrPortFrom(netip.AddrFrom16([16]byte{15: a[3]}), ap.Port())
+	}
+	out := slices.Clone(segs)
+	for i := range out {
+		out[i].src, out[i].dst = m(out[i].src), m(out[i].dst)
+	}
+	return out
+}
+
+
+func TestPcapReadLinkTypes(t *testing.T) {
+	for _, capture := range []string{"session.jsonl", "modern.jsonl"} {
+		jsonl := goldenCapture(t, capture)
+		want, _ := replayedFrames(t, []byte(jsonl))
+		if len(want) < 10 {
+			t.Fatalf("%s: only %d frames", capture, len(want))
+		}
+		segs := synthSegments(t, jsonl, 100) // most frames span segments
+		for _, c := range []struct {
+			name     string
+			lt       layers.LinkType
+			v6       bool
+			ng, nano bool
+		}{
+			{"ethernet", layers.LinkTypeEthernet, false, false, false},
+			{"ethernet-v6-pcapng", layers.LinkTypeEthernet, true, true, false},
+			{"raw", layers.LinkTypeRaw, false, false, true},
+			{"raw-v6", layers.LinkTypeRaw, true, false, false},
+			{"null", layers.LinkTypeNull, false, false, false},
+			{"null-v6", layers.LinkTypeNull, true, false, false},
+			{"loop", layers.LinkTypeLoop, false, true, false},
+			{"sll", layers.LinkTypeLinuxSLL, false, false, false},
+			{"sll-v6", layers.LinkTypeLinuxSLL, true, true, false},
+			{"sll2", layers.LinkTypeLinuxSLL2, false, true, false},
+			{"sll2-v6", layers.LinkTypeLinuxSLL2, true, false, true},
+		} {
+			t.Run(capture+"/"+c.name, func(t *testing.T) {
+				s := segs
+				if c.v6 {
+					s = toV6(segs)
+				}
+				got, notes := replayedFrames(t, synthPcap(t, s, c.lt, c.ng, c.nano))
+				sameFrames(t, got, want)
+				if len(notes) != 0 {
+					t.Errorf("notes on a clean capture: %q", notes)
+				}
+			})
+		}
+	}
+}
+
+// sameFrames reports the first difference between two frame lists.
+func sameFrames(t *testing.T, got, want []string) {
+	t.Helper()
+	for i := 0; i < max(len(got), len(want)); i++ {
+		g, w := "(none)", "(none)"
+		if i < len(got) {
+			g = got[i]
+		}
+		if i < len(want) {
+			w = want[i]
+		}
+		if g != w {
+			t.Fatalf("frame %d of %d:\n got %s\nwant %s", i+1, len(want), g, w)
+		}
+	}
+}
+
+func TestPcapReadDisorder(t *testing.T) {
+	jsonl := goldenCapture(t, "session.jsonl")
+	want, _ := replayedFrames(t, []byte(jsonl))
+	segs := synthSegments(t, jsonl, 60)
+
+	// Out of order: every second data segment of a direction swapped with
+	// the next one of the same direction.
+	var reordered []synthSeg
+	var held *synthSeg
+	swaps := 0
+	for _, s := range segs {
+		switch {
+		case len(s.payload) == 0:
+			if held != nil {
+				reordered = append(reordered, *held)
+				held = nil
+			}
+			reordered = append(reordered, s)
+		case held == nil:
+			h := s
+			held = &h
+		case held.fromClient == s.fromClient && held.conn == s.conn:
+			reordered = append(reordered, s, *held)
+			held = nil
+			swaps++
+		default:
+			reordered = append(reordered, *held, s)
+			held = nil
+		}
+	}
+	if held != nil {
+		reordered = append(reordered, *held)
+	}
+
+	// Retransmissions: every third data segment sent again after the
+	// next packet, and the end of one segment sent again on its own.
+	var retrans []synthSeg
+	var last []synthSeg
+	dupBytes := 0
+	for i, s := range segs {
+		retrans = append(retrans, s)
+		if len(last) > 0 {
+			retrans = append(retrans, last[0])
+			dupBytes += len(last[0].payload)
+			last = last[:0]
+		}
+		if len(s.payload) > 20 && i%3 == 0 {
+			last = append(last, s)
+		}
+		if i == 41 && len(s.payload) > 20 {
+			o := s
+			o.seq += 10
+			o.payload = o.payload[10:]
+			retrans = append(retrans, o)
+			dupBytes += len(o.payload)
+		}
+	}
+	dups := len(retrans) - len(segs)
+
+	// Missing SYNs: the capture starts after each handshake.
+	var noSYN []synthSeg
+	for _, s := range segs {
+		if !s.handshake {
+			noSYN = append(noSYN, s)
+		}
+	}
+
+	for _, c := range []struct {
+		name  string
+		segs  []synthSeg
+		notes []string
+	}{
+		{"out-of-order", reordered, []string{fmt.Sprintf("conn 0: %d segments arrived ahead of an earlier one and were put in order", swaps)}},
+		{"retransmitted", retrans, []string{fmt.Sprintf("conn 0: %d retransmitted segments (%d B seen twice) used once", dups, dupBytes)}},
+		{"no-syn", noSYN, []string{"conn 1: no SYN in the capture", "conn 2: no SYN in the capture"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, notes := replayedFrames(t, synthPcap(t, c.segs, layers.LinkTypeEthernet, true, false))
+			sameFrames(t, got, want)
+			if len(notes) != len(c.notes) {
+				t.Fatalf("notes %q, want %d", notes, len(c.notes))
+			}
+			for i, n := range c.notes {
+				if !strings.Contains(notes[i], n) {
+					t.Errorf("note %q, want %q", notes[i], n)
+				}
+			}
+		})
+	}
+}
+
+func TestPcapReadGap(t *testing.T) {
+	jsonl := goldenCapture(t, "session.jsonl")
+	want, _ := replayedFrames(t, []byte(jsonl))
+	segs := synthSegments(t, jsonl, 1460)
+	// Drop the client's first chat record of connection 1 (its 7th data
+	// segment from the client holds frame "Hello Bob!…"), cutting it short.
+	var dropped synthSeg
+	var cut []synthSeg
+	n := 0
+	for _, s := range segs {
+		if s.conn == 1 && s.fromClient && len(s.payload) > 0 {
+			n++
+			if n == 3 {
+				dropped = s
+				s.payload = s.payload[:20] // the capture holds only the segment's start
+			}
+		}
+		cut = append(cut, s)
+	}
+	got, notes := replayedFrames(t, synthPcap(t, cut, layers.LinkTypeRaw, false, false))
+	missing := len(dropped.payload) - 20
+	wantNote := fmt.Sprintf("conn 1: conn 1 client → server: %d bytes missing from the capture", missing)
+	if len(notes) == 0 || !strings.HasPrefix(notes[0], wantNote) {
+		t.Fatalf("notes %q, want %q", notes, wantNote)
+	}
+	// The cut frame is partial; every other frame is as in the encchat
+	// capture, in its direction's order. (The frames after the gap wait in
+	// the reassembly for the missing bytes until it gives up on them, here
+	// at the end of the capture.)
+	var partial []string
+	var rest []string
+	for _, g := range got {
+		if strings.Contains(g, " partial ") {
+			partial = append(partial, g)
+		} else {
+			rest = append(rest, g)
+		}
+	}
+	if len(partial) != 1 || !strings.HasPrefix(partial[0], "conn 1 c2s partial 10 B ") {
+		t.Fatalf("partial frames %q, want conn 1's cut record", partial)
+	}
+	var wantRest []string
+	for _, w := range want {
+		if !strings.HasPrefix(w, "conn 1 c2s sealed 88 B ") || !strings.Contains(w, `"Hello Bob! This message is encrypted!"`) {
+			wantRest = append(wantRest, w)
+		}
+	}
+	if len(wantRest) != len(want)-1 {
+		t.Fatalf("the golden capture has %d frames with alice's first text", len(want)-len(wantRest))
+	}
+	sameFrames(t, byDirection(rest), byDirection(wantRest))
+}
+
+// byDirection sorts frames by connection and direction, keeping the order
+// within each.
+func byDirection(frames []string) []string {
+	out := slices.Clone(frames)
+	slices.SortStableFunc(out, func(a, b string) int {
+		return strings.Compare(strings.Join(strings.Fields(a)[:3], " "), strings.Join(strings.Fields(b)[:3], " "))
+	})
+	return out
+}
+
+func TestPcapReadSkipped(t *testing.T) {
+	jsonl := goldenCapture(t, "session.jsonl")
+	want, _ := replayedFrames(t, []byte(jsonl))
+	segs := synthSegments(t, jsonl, 1460)
+	// On another port: found by its first frame. An HTTP connection, a
+	// UDP datagram and an ARP request beside it are skipped.
+	for i := range segs {
+		if segs[i].src.Port() == 5174 {
+			segs[i].src = netip.AddrPortFrom(segs[i].src.Addr(), 6100)
+		}
+		if segs[i].dst.Port() == 5174 {
+			segs[i].dst = netip.AddrPortFrom(segs[i].dst.Addr(), 6100)
+		}
+	}
+	httpC, httpS := netip.MustParseAddrPort("127.0.0.1:40000"), netip.MustParseAddrPort("127.0.0.1:8080")
+	extra := []synthSeg{
+		{src: httpC, dst: httpS, syn: true, fromClient: true, seq: 1},
+		{src: httpS, dst: httpC, syn: true, seq: 7, ack: 2},
+		{src: httpC, dst: httpS, seq: 2, ack: 8, payload: []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")},
+		{src: httpS, dst: httpC, seq: 8, ack: 30, payload: []byte("HTTP/1.1 200 OK\r\n\r\n")},
+		{src: httpC, dst: netip.MustParseAddrPort("127.0.0.1:53"), udp: true, payload: []byte("dns?")},
+		{arp: true},
+	}
+	all := append(extra[:4:4], segs...)
+	all = append(all, extra[4:]...)
+	got, notes := replayedFrames(t, synthPcap(t, all, layers.LinkTypeEthernet, false, false))
+	// The port changed, so the frames name the other port nowhere, but
+	// the connections and their texts are the same.
+	sameFrames(t, got, want)
+	wantNotes := []string{
+		"conn 0: 2 packets skipped: not TCP (1 UDP, 1 not IP)",
+		"conn 0: 1 TCP connection skipped: not encchat (not port 5174, and no encchat server's first frame): 127.0.0.1:40000 ↔ 127.0.0.1:8080",
+	}
+	if strings.Join(notes, "\n") != strings.Join(wantNotes, "\n") {
+		t.Errorf("notes:\n%s\nwant:\n%s", strings.Join(notes, "\n"), strings.Join(wantNotes, "\n"))
+	}
+}
+
+func TestPcapReadCutShort(t *testing.T) {
+	jsonl := goldenCapture(t, "session.jsonl")
+	segs := synthSegments(t, jsonl, 1460)
+	data := synthPcap(t, segs, layers.LinkTypeEthernet, false, false)
+	// Cut inside the last packet, as when the disk filled up.
+	got, notes := replayedFrames(t, data[:len(data)-20])
+	want, _ := replayedFrames(t, []byte(jsonl))
+	sameFrames(t, got, want)
+	if len(notes) != 1 || !strings.Contains(notes[0], fmt.Sprintf("the capture ends inside packet %d (cut short)", len(segs))) {
+		t.Errorf("notes %q", notes)
+	}
+	// Not a capture at all.
+	for _, bad := range [][]byte{[]byte("\xd4\xc3\xb2\xa1short"), []byte("\x0a\x0d\x0d\x0a\x00\x00")} {
+		if _, err := readCapture(bytes.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "not a pcap") {
+			t.Errorf("%q: err %v, want one naming the format", bad, err)
+		}
+	}
+}
+
+// TestPcapReadSend: replay -send reads the client's frames from a pcap.
+func TestPcapReadSend(t *testing.T) {
+	jsonl := goldenCapture(t, "session.jsonl")
+	fromJSONL, err := readSentConns(strings.NewReader(jsonl), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromPcap, err := readSentConns(bytes.NewReader(synthPcap(t, synthSegments(t, jsonl, 100), layers.LinkTypeLinuxSLL2, true, false)), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fromPcap) != len(fromJSONL) {
+		t.Fatalf("%d connections, want %d", len(fromPcap), len(fromJSONL))
+	}
+	for i := range fromJSONL {
+		a, b := fromJSONL[i], fromPcap[i]
+		if len(a.frames) != len(b.frames) || !bytes.Equal(a.serverFirst, b.serverFirst) {
+			t.Fatalf("conn %d: %d frames, want %d", i+1, len(b.frames), len(a.frames))
+		}
+		for j := range a.frames {
+			if !bytes.Equal(a.frames[j], b.frames[j]) {
+				t.Errorf("conn %d frame %d differs", i+1, j+1)
+			}
+		}
+	}
+}
+
+// pcapEventsWellFormed reads every event of a capture and checks what the
+// replay engine relies on: a connection opens once, before its data, and
+// nothing follows its close; a gap has a size.
+func pcapEventsWellFormed(data []byte) error {
+	src, err := readCapture(bytes.NewReader(data))
+	if err != nil {
+		return nil
+	}
+	state := map[int]string{}
+	var ev captureEvent
+	for i := 0; ; i++ {
+		err := src.next(&ev)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil || i > 1<<20 {
+			return nil
+		}
+		switch ev.Kind {
+		case capOpen:
+			if state[ev.Conn] != "" || ev.Conn != len(state)+1 {
+				return fmt.Errorf("conn %d opened when %q, after %d connections", ev.Conn, state[ev.Conn], len(state))
+			}
+			state[ev.Conn] = "open"
+		case capData, capGap, capClose:
+			if state[ev.Conn] != "open" {
+				return fmt.Errorf("%s on conn %d when %q", ev.Kind, ev.Conn, state[ev.Conn])
+			}
+			if ev.Kind == capClose {
+				state[ev.Conn] = "closed"
+			}
+			if ev.Kind == capGap && ev.Gap <= 0 || ev.Kind == capData && len(ev.Data) == 0 {
+				return fmt.Errorf("%s of %d bytes", ev.Kind, max(ev.Gap, len(ev.Data)))
+			}
+		case capNote:
+			if ev.Conn != 0 && state[ev.Conn] == "" {
+				return fmt.Errorf("note on conn %d before it opened", ev.Conn)
+			}
+		}
+	}
+}
+
+func FuzzPcapRead(f *testing.F) {
+	jsonl, err := os.ReadFile(filepath.Join(replayTestdata, "session.jsonl"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	segs := synthSegments(f, string(jsonl), 400)
+	f.Add(synthPcap(f, segs[:12], layers.LinkTypeEthernet, false, false))
+	f.Add(synthPcap(f, toV6(segs[:12]), layers.LinkTypeLinuxSLL2, true, false))
+	f.Add(synthPcap(f, segs[3:9], layers.LinkTypeNull, false, true))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := pcapEventsWellFormed(data); err != nil {
+			t.Fatal(err)
+		}
+		// The replay engine accepts whatever the reader produces: no
+		// capture error names a line.
+		opts := &replayOptions{name: "fuzz", view: "both", keys: &replayKeys{}}
+		err := replayCapture(bytes.NewReader(data), opts, newJSONOutput(io.Discard, opts))
+		var le *lineError
+		if err != nil && errors.As(err, &le) {
+			t.Fatalf("the engine refused the reader's events: %v", err)
+		}
+	})
+}
