@@ -285,7 +285,6 @@ func toV6(segs []synthSeg) []synthSeg {
 	return out
 }
 
-
 func TestPcapReadLinkTypes(t *testing.T) {
 	for _, capture := range []string{"session.jsonl", "modern.jsonl"} {
 		jsonl := goldenCapture(t, capture)

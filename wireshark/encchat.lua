@@ -316,6 +316,7 @@ function encchat.dissector(tvb, pinfo, tree)
         if avail < HEADER_LEN then
             pinfo.desegment_offset = offset
             pinfo.desegment_len = DESEGMENT_ONE_MORE_SEGMENT
+            offset = len -- all taken: the rest comes back with the next segment
             break
         end
         local header = tvb(offset, HEADER_LEN):raw()
@@ -329,6 +330,7 @@ function encchat.dissector(tvb, pinfo, tree)
         if avail < total then
             pinfo.desegment_offset = offset
             pinfo.desegment_len = total - avail
+            offset = len
             break
         end
         local key = pinfo.number .. ":" .. #infos
