@@ -633,6 +633,9 @@ func FuzzPcapRead(f *testing.F) {
 	f.Add(synthPcap(f, toV6(segs[:12]), layers.LinkTypeLinuxSLL2, true, false))
 	f.Add(synthPcap(f, segs[3:9], layers.LinkTypeNull, false, true))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if !isPcapMagic(data) {
+			return // an encchat capture: FuzzCaptureParse
+		}
 		if err := pcapEventsWellFormed(data); err != nil {
 			t.Fatal(err)
 		}
