@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -648,4 +649,75 @@ func FuzzPcapRead(f *testing.F) {
 			t.Fatalf("the engine refused the reader's events: %v", err)
 		}
 	})
+}
+
+// TestPcapReadEveryView: every view and key option of replay shows a pcap
+// of a session as it shows the session's encchat capture (times aside:
+// a pcap counts them from its first packet).
+func TestPcapReadEveryView(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ jsonl, keys string }{{"session.jsonl", "session.keys"}, {"modern.jsonl", "modern.keys"}} {
+		jsonlPath := filepath.Join(replayTestdata, c.jsonl)
+		pcapPath := filepath.Join(dir, strings.TrimSuffix(c.jsonl, ".jsonl")+".pcapng")
+		segs := synthSegments(t, goldenCapture(t, c.jsonl), 700)
+		if err := os.WriteFile(pcapPath, synthPcap(t, segs, layers.LinkTypeLinuxSLL2, true, false), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		keys := filepath.Join(replayTestdata, c.keys)
+		for _, args := range [][]string{
+			{},
+			{"-keylog", keys},
+			{"-keylog", keys, "-view", "peer"},
+			{"-keylog", keys, "-view", "sniffer", "-conn", "2"},
+			{"-rsa-key", filepath.Join(replayTestdata, "server.pem"), "-view", "peer"},
+			{"-key", "8dbbcefe09759150e19e652dafa95c07840d1d1ab7d75c79da9265a6132828e2", "-view", "peer", "-conn", "1"},
+			{"-keylog", keys, "-tamper", "12:5"},
+			{"-keylog", keys, "-speed", "1000000"},
+			{"-keylog", keys, "-json"},
+		} {
+			if c.jsonl == "modern.jsonl" && len(args) > 0 && args[0] == "-key" {
+				continue // -key is a classic session key
+			}
+			t.Run(c.jsonl+"/"+strings.Join(args, " "), func(t *testing.T) {
+				want, wantErr, wantCode := runReplayTest(t, 120, append(slices.Clone(args), jsonlPath)...)
+				got, gotErr, gotCode := runReplayTest(t, 120, append(slices.Clone(args), pcapPath)...)
+				if gotCode != wantCode || gotErr != wantErr {
+					t.Fatalf("pcap: exit %d, %q; encchat capture: exit %d, %q", gotCode, gotErr, wantCode, wantErr)
+				}
+				if g, w := maskReplayTimes(got), maskReplayTimes(want); g != w {
+					gl, wl := strings.Split(g, "\n"), strings.Split(w, "\n")
+					for i := range min(len(gl), len(wl)) {
+						if gl[i] != wl[i] {
+							t.Fatalf("line %d:\n got %s\nwant %s", i+1, gl[i], wl[i])
+						}
+					}
+					t.Fatalf("%d lines, want %d", len(gl), len(wl))
+				}
+			})
+		}
+		// The lesson page too.
+		for _, in := range []string{jsonlPath, pcapPath} {
+			out := filepath.Join(dir, filepath.Base(in)+".html")
+			if _, stderr, code := runReplayTest(t, 120, "-keylog", keys, "-html", out, in); code != 0 {
+				t.Fatalf("-html %s: exit %d: %s", in, code, stderr)
+			}
+		}
+		a, _ := os.ReadFile(filepath.Join(dir, filepath.Base(jsonlPath)+".html"))
+		b, _ := os.ReadFile(filepath.Join(dir, filepath.Base(pcapPath)+".html"))
+		texts := regexp.MustCompile(`Hello Bob[^<]*|psst[^<]*`)
+		if ta, tb := texts.FindAllString(string(a), -1), texts.FindAllString(string(b), -1); len(ta) == 0 || strings.Join(ta, "|") != strings.Join(tb, "|") {
+			t.Errorf("%s: the lesson page of the pcap shows %q, of the encchat capture %q", c.jsonl, tb, ta)
+		}
+	}
+}
+
+// maskReplayTimes blanks what differs between a pcap and an encchat
+// capture of one session: the header line and the times.
+func maskReplayTimes(s string) string {
+	lines := strings.SplitN(s, "\n", 2)
+	if len(lines) == 2 {
+		s = lines[1]
+	}
+	s = regexp.MustCompile(`\d+\.\d+s`).ReplaceAllString(s, "Ts")
+	return regexp.MustCompile(`"(t|duration)":[0-9.e-]+`).ReplaceAllString(s, `"$1":T`)
 }
