@@ -129,8 +129,7 @@ func newPcapSource(br *bufio.Reader) (*pcapSource, error) {
 			data, ci, err := r.ReadPacketData()
 			return data, ci, lt, err
 		}
-		s.hdr.Recorder = "pcap"
-		s.hdr.Addr = "link type " + lt.String()
+		s.hdr.Recorder = "pcap (link type " + lt.String() + ")"
 	}
 	s.asm = reassembly.NewAssembler(reassembly.NewStreamPool(s))
 	s.asm.MaxBufferedPagesPerConnection = pcapPagesPerConn
@@ -139,6 +138,13 @@ func newPcapSource(br *bufio.Reader) (*pcapSource, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+func (s *pcapSource) format() string {
+	if s.ng != nil {
+		return "pcapng"
+	}
+	return "pcap"
 }
 
 // header describes the file; a pcapng's interfaces are known once its
@@ -190,7 +196,7 @@ func (s *pcapSource) fill() error {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("packet %d: %v", s.packets+1, err)
+			return fmt.Errorf("%s: packet %d: %v", s.format(), s.packets+1, err)
 		}
 		s.packets++
 		if s.started.IsZero() {
@@ -306,7 +312,14 @@ func (s *pcapSource) packet(data []byte, ci gopacket.CaptureInfo, lt layers.Link
 		s.notTCP["link type "+lt.String()]++
 		return
 	}
-	p := gopacket.NewPacket(data, lt, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
+	var first gopacket.Decoder = lt
+	switch lt { // raw IP with the version in the link type
+	case layers.LinkTypeIPv4:
+		first = layers.LayerTypeIPv4
+	case layers.LinkTypeIPv6:
+		first = layers.LayerTypeIPv6
+	}
+	p := gopacket.NewPacket(data, first, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
 	var netFlow gopacket.Flow
 	switch ip := p.NetworkLayer().(type) {
 	case *layers.IPv4:

@@ -206,7 +206,7 @@ func synthPacket(t testing.TB, buf gopacket.SerializeBuffer, opts gopacket.Seria
 	}
 	var link []byte
 	switch lt {
-	case layers.LinkTypeRaw:
+	case layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6:
 	case layers.LinkTypeEthernet:
 		link = append([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, byte(etherType>>8), byte(etherType))
 	case layers.LinkTypeNull: // host byte order, as written on a little-endian machine
@@ -306,6 +306,8 @@ func TestPcapReadLinkTypes(t *testing.T) {
 			{"ethernet-v6-pcapng", layers.LinkTypeEthernet, true, true, false},
 			{"raw", layers.LinkTypeRaw, false, false, true},
 			{"raw-v6", layers.LinkTypeRaw, true, false, false},
+			{"ipv4", layers.LinkTypeIPv4, false, false, false},
+			{"ipv6", layers.LinkTypeIPv6, true, true, false},
 			{"null", layers.LinkTypeNull, false, false, false},
 			{"null-v6", layers.LinkTypeNull, true, false, false},
 			{"loop", layers.LinkTypeLoop, false, true, false},
