@@ -40,8 +40,9 @@ const capNote = "note"
 const encchatPort = 5174
 
 // Bounds of the reassembly's memory: out-of-order data waits in pages of
-// about 1.9 KB; past these limits, or after pcapWaitGap of capture time, the
-// missing bytes are given up as a gap.
+// about 1.9 KB; past these limits, after pcapWaitGap of capture time, or
+// once the receiver acknowledges them, the missing bytes are given up as a
+// gap.
 const (
 	pcapPagesPerConn = 256  // about 0.5 MB per connection
 	pcapPagesTotal   = 4096 // about 8 MB in all
@@ -77,7 +78,8 @@ type pcapSource struct {
 	events  []pcapEvent // the queue being handed out by next
 	conns   int         // encchat connections numbered so far
 	packets int
-	flushed time.Time // when data waiting for a gap was last given up
+	flushed time.Time               // when data waiting for a gap was last given up
+	byKey   map[pcapKey]*pcapStream // the streams the reassembly holds
 	done    bool
 
 	// What was skipped, for the notes at the end.
@@ -100,7 +102,7 @@ type pcapEvent struct {
 // newPcapSource reads the file header of a pcap or pcapng file.
 func newPcapSource(br *bufio.Reader) (*pcapSource, error) {
 	magic, _ := br.Peek(4)
-	s := &pcapSource{notTCP: map[string]int{}}
+	s := &pcapSource{notTCP: map[string]int{}, byKey: map[pcapKey]*pcapStream{}}
 	if string(magic) == "\x0a\x0d\x0d\x0a" {
 		ng, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
 		if err != nil {
@@ -352,8 +354,44 @@ func (s *pcapSource) packet(data []byte, ci gopacket.CaptureInfo, lt layers.Link
 		}
 		return
 	}
+	if st, d := s.streamOf(netFlow, tcp); st != nil {
+		if since, ok := st.acksMissing(d, tcp); ok {
+			// Data waiting since then or longer is given up, before this
+			// packet's own data goes in.
+			s.flush(func() { s.asm.FlushWithOptions(reassembly.FlushOptions{T: since.Add(time.Nanosecond)}) })
+		}
+	}
 	ctx := pcapContext(ci)
 	s.asm.AssembleWithContext(netFlow, tcp, &ctx)
+}
+
+// pcapKey names a TCP connection as the reassembly sees it.
+type pcapKey [2]gopacket.Flow
+
+// streamOf finds the stream of a packet and the index of its direction.
+func (s *pcapSource) streamOf(netFlow gopacket.Flow, tcp *layers.TCP) (*pcapStream, int) {
+	k := pcapKey{netFlow, tcp.TransportFlow()}
+	if st := s.byKey[k]; st != nil {
+		return st, 0
+	}
+	if st := s.byKey[pcapKey{k[0].Reverse(), k[1].Reverse()}]; st != nil {
+		return st, 1
+	}
+	return nil, 0
+}
+
+// acksMissing reports whether a packet of direction d acknowledges bytes of
+// the other direction beyond those the capture has, while the other
+// direction waits for missing bytes: the peer has them, the capture missed
+// them, and waiting longer is no use. (One more is a FIN.) It returns since
+// when the other direction waits.
+func (st *pcapStream) acksMissing(d int, tcp *layers.TCP) (time.Time, bool) {
+	o := 1 - d
+	if !tcp.ACK || !st.waiting[o] || st.base[o].Add(st.delivered[o]+1).Difference(reassembly.Sequence(tcp.Ack)) <= 0 {
+		return time.Time{}, false
+	}
+	st.waiting[o] = false
+	return st.since[o], true
 }
 
 // pcapContext gives the reassembly each packet's capture time.
@@ -364,6 +402,7 @@ func (c *pcapContext) GetCaptureInfo() gopacket.CaptureInfo { return gopacket.Ca
 // pcapStream is one TCP connection as the reassembly sees it: a is the
 // endpoint that sent the first packet seen, b the other.
 type pcapStream struct {
+	key     pcapKey
 	src     *pcapSource
 	seq     int // creation order
 	a, b    netip.AddrPort
@@ -379,6 +418,13 @@ type pcapStream struct {
 	closed  bool
 	hadData bool
 	byPort  bool // one end is on encchatPort
+	// Per direction (0: a's): its first sequence number, the bytes
+	// delivered since, and since when a segment that came ahead of its
+	// turn waits.
+	base      [2]reassembly.Sequence
+	delivered [2]int
+	waiting   [2]bool
+	since     [2]time.Time
 }
 
 const (
@@ -398,7 +444,9 @@ func (s *pcapSource) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac rea
 		b:      netip.AddrPortFrom(dst, uint16(tcp.DstPort)),
 		opened: ac.GetCaptureInfo().Timestamp,
 		syn:    tcp.SYN,
+		key:    pcapKey{netFlow, tcpFlow},
 	}
+	s.byKey[st.key] = st
 	switch {
 	case tcp.SYN && !tcp.ACK:
 		st.server = 'b'
@@ -430,14 +478,22 @@ func (st *pcapStream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir reass
 	if nextSeq == -1 && !tcp.SYN {
 		*start = true
 	}
-	if n := len(tcp.Payload); n > 0 && nextSeq != -1 {
-		switch ahead := nextSeq.Difference(reassembly.Sequence(tcp.Seq)); {
-		case ahead < 0: // starts before the next byte due: sent before
-			st.src.overlap[0]++
-			st.src.overlap[1] += min(n, -ahead)
-		case ahead > 0:
-			st.src.reordered++
+	d := st.index(dir)
+	seq, n := reassembly.Sequence(tcp.Seq), len(tcp.Payload)
+	switch ahead := nextSeq.Difference(seq); {
+	case nextSeq == -1:
+		st.base[d] = seq
+		if tcp.SYN {
+			st.base[d] = seq.Add(1)
 		}
+	case ahead > 0 && n > 0:
+		st.src.reordered++
+		if !st.waiting[d] {
+			st.waiting[d], st.since[d] = true, ci.Timestamp
+		}
+	case ahead < 0 && n > 0: // starts before the next byte due: sent before
+		st.src.overlap[0]++
+		st.src.overlap[1] += min(n, -ahead)
 	}
 	if tcp.FIN || tcp.RST {
 		st.ending = ci.Timestamp
@@ -457,6 +513,7 @@ func (st *pcapStream) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.A
 		t = ac.GetCaptureInfo().Timestamp
 	}
 	fromA := dir == reassembly.TCPDirClientToServer
+	st.delivered[st.index(dir)] += max(skip, 0) + n
 	if skip > 0 {
 		st.emit(pcapEvent{ev: captureEvent{Kind: capGap, T: st.src.since(t), Gap: skip}, fromA: fromA})
 	}
@@ -483,6 +540,9 @@ func (st *pcapStream) ReassemblyComplete(ac reassembly.AssemblerContext) bool {
 		st.emit(pcapEvent{ev: captureEvent{Kind: capClose, T: st.src.since(st.ending)}})
 	}
 	st.closed = true
+	if st.src.byKey[st.key] == st {
+		delete(st.src.byKey, st.key)
+	}
 	return true
 }
 
@@ -586,6 +646,14 @@ func (st *pcapStream) decide(state int8) {
 		*q = append(*q, st.directed(pe))
 	}
 	st.held, st.heldLen = nil, 0
+}
+
+// index is 0 for the direction of endpoint a's packets, 1 for b's.
+func (st *pcapStream) index(dir reassembly.TCPFlowDirection) int {
+	if dir == reassembly.TCPDirClientToServer {
+		return 0
+	}
+	return 1
 }
 
 // directed sets an event's direction from who sent it.
