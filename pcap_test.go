@@ -358,11 +358,17 @@ func TestDumpcapReplay(t *testing.T) {
 // some frame must span TCP segments.
 func checkDissector(t *testing.T, tshark, capture string, frames []jsonFrame, wantSplit bool) {
 	t.Helper()
-	var got []string
+	var got, ivs, seqs []string
 	split := 0
-	for _, row := range tsharkFields(t, tshark, capture, true, "encchat.kind", "encchat.length", "tcp.len", "_ws.col.Info") {
+	for _, row := range tsharkFields(t, tshark, capture, true, "encchat.kind", "encchat.length", "tcp.len", "_ws.col.Info", "encchat.iv", "encchat.seq") {
 		if row[0] == "" {
 			continue
+		}
+		if row[4] != "" {
+			ivs = append(ivs, strings.Split(row[4], ",")...)
+		}
+		if row[5] != "" {
+			seqs = append(seqs, strings.Split(row[5], ",")...)
 		}
 		kinds, lengths := strings.Split(row[0], ","), strings.Split(row[1], ",")
 		if len(kinds) != len(lengths) {
@@ -378,9 +384,26 @@ func checkDissector(t *testing.T, tshark, capture string, frames []jsonFrame, wa
 			t.Errorf("Info column %q", row[3])
 		}
 	}
-	var want []string
+	// Replay's IVs (classic records), and each modern record's number in
+	// its direction, which the dissector shows too.
+	var want, wantIVs, wantSeqs []string
+	count := map[string]int{}
 	for _, f := range frames {
 		want = append(want, fmt.Sprintf("%s %d", f.Kind, f.Length))
+		if f.IV != "" {
+			wantIVs = append(wantIVs, f.IV)
+		}
+		if f.Kind == "sealed" && f.IV == "" {
+			k := fmt.Sprintf("%d %s", f.Conn, f.Dir)
+			wantSeqs = append(wantSeqs, strconv.Itoa(count[k]))
+			count[k]++
+		}
+	}
+	if strings.Join(ivs, " ") != strings.Join(wantIVs, " ") {
+		t.Errorf("the dissector's IVs:\n%q\nreplay's:\n%q", ivs, wantIVs)
+	}
+	if strings.Join(seqs, " ") != strings.Join(wantSeqs, " ") {
+		t.Errorf("the dissector's record numbers %q, want %q", seqs, wantSeqs)
 	}
 	for i := 0; i < max(len(got), len(want)); i++ {
 		g, w := "(none)", "(none)"
