@@ -1,5 +1,7 @@
 // The capture reader: a capture's header and its open, data and close
 // records, one line at a time, in constant memory; errors name the line.
+// readCapture also opens pcap and pcapng files (pcap_read.go), told apart
+// by their first bytes.
 
 package main
 
@@ -39,6 +41,25 @@ type captureEvent struct {
 	Dir            wireDir
 	Client, Server string
 	Data           []byte // valid until the next call to next
+	Gap            int    // capGap: the bytes missing (pcap only)
+	Note           string // capNote: what to say (pcap only)
+}
+
+// captureSource is a capture being read, event by event.
+type captureSource interface {
+	header() (captureHeader, time.Time)
+	// next reads the next event into ev; io.EOF at the end.
+	next(ev *captureEvent) error
+}
+
+// readCapture starts reading a capture: encchat's JSON Lines, or a pcap
+// or pcapng file (Wireshark, dumpcap, tcpdump), by its magic number.
+func readCapture(r io.Reader) (captureSource, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	if magic, _ := br.Peek(4); isPcapMagic(magic) {
+		return newPcapSource(br)
+	}
+	return newCaptureReader(br)
 }
 
 // captureReader streams a capture line by line in constant memory.
@@ -75,6 +96,8 @@ func newCaptureReader(r io.Reader) (*captureReader, error) {
 	cr.Started, _ = time.Parse(time.RFC3339Nano, h.Started)
 	return cr, nil
 }
+
+func (cr *captureReader) header() (captureHeader, time.Time) { return cr.Header, cr.Started }
 
 // readLine returns the next line without its line end; cut reports a last
 // line with no line end. The slice is valid until the next call.

@@ -312,7 +312,7 @@ func FuzzCaptureParse(f *testing.F) {
 		replayCapture(bytes.NewReader(data), opts, newTextOutput(io.Discard, opts))
 		opts.json = true
 		replayCapture(bytes.NewReader(data), opts, newJSONOutput(io.Discard, opts))
-		exportPcap(bytes.NewReader(data), io.Discard, 0)
+		exportPcap(bytes.NewReader(data), io.Discard, 0, false, nil)
 	})
 }
 

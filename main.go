@@ -61,7 +61,7 @@ var subcommands = map[string]struct{ args, about string }{
 	"server":  {"[flags]", "Run a chat server: the seed's protocol (classic) or the modern suite."},
 	"client":  {"[flags]", "Join a chat server; the name is asked at a prompt when -name is absent."},
 	"tap":     {"-listen ADDR -upstream ADDR (-record FILE [-mitm] | -rewrite OLD=NEW [-record FILE])", "Relay clients to a real server and record what passes; with -mitm, read it too; with -rewrite, change it with no key."},
-	"replay":  {"[flags] CAPTURE", "Show a capture (a file written by -record or tap) as a sniffer and as the peer."},
+	"replay":  {"[flags] CAPTURE", "Show a capture (a file written by -record or tap, or a pcap or pcapng from Wireshark, dumpcap or tcpdump) as a sniffer and as the peer."},
 	"bench":   {"[flags]", "Measure a server under load: handshakes, chat throughput, idle memory."},
 	"demo":    {"[flags]", "The whole lesson in one terminal: a server, two scripted clients, then the replay."},
 	"forget":  {"[-known-servers FILE] ADDR", "Remove the pinned key of the server at ADDR (HOST:PORT) from the known-servers file, as ssh-keygen -R does."},

@@ -1,16 +1,28 @@
-// Tests of pcap export (replay -pcap, pcap.go), read back by tshark.
+// Tests of pcap export (replay -pcap, pcap.go), read back by tshark; of
+// replay over real sessions captured by dumpcap on loopback; and of the
+// Wireshark dissector (wireshark/encchat.lua) run by tshark.
 
 package main
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"net"
+	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
 )
 
 // streams returns each connection's bytes per direction, from a capture.
@@ -120,5 +132,397 @@ func TestReplayPcapTshark(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// startDumpcap captures TCP port port on the loopback interface into a
+// pcapng file until stop is called. It skips when dumpcap is missing (a
+// failure with ENCCHAT_REQUIRE_TOOLS=1) or may not capture here.
+func startDumpcap(t *testing.T, port string) (path string, stop func()) {
+	t.Helper()
+	dumpcap := needTool(t, "dumpcap")
+	path = filepath.Join(t.TempDir(), "dump.pcapng")
+	cmd := exec.Command(dumpcap, "-i", "lo", "-f", "tcp port "+port, "-w", path, "-q")
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("dumpcap: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// dumpcap writes the file's header once it captures.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if st, err := os.Stat(path); err == nil && st.Size() > 0 {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Skipf("dumpcap cannot capture on lo here (%v): %s", err, strings.TrimSpace(stderr.String()))
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-exited
+			t.Fatalf("dumpcap wrote nothing in 15 s: %s", stderr.String())
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the filter is in place before the header is out
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		time.Sleep(300 * time.Millisecond) // let the last packets reach dumpcap
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+			t.Fatalf("dumpcap did not stop on SIGINT: %s", stderr.String())
+		}
+	}
+	t.Cleanup(stop)
+	return path, stop
+}
+
+// dumpcapSession captures a chat of the given suite with dumpcap: alice
+// and bob chat, and (classic) carol sends a record in two writes 50 ms
+// apart, so that it spans two TCP segments. It returns the capture, the
+// key log, the server's key file and the texts sent.
+func dumpcapSession(t *testing.T, suite string) (capture, keys, serverKey string, texts []string) {
+	t.Helper()
+	dir := t.TempDir()
+	keys = filepath.Join(dir, "keys.log")
+	kl, err := openKeylog(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startTestServer(t, serverConfig{Suite: suite, Keylog: kl})
+	_, port, _ := net.SplitHostPort(ts.addr)
+	capture, stop := startDumpcap(t, port)
+
+	alice := join(t, ts.addr, "alice")
+	bob := join(t, ts.addr, "bob")
+	texts = []string{"Hello Bob! This message is encrypted!", "/pm alice psst: the exam key is in the capture"}
+	alice.Send(texts[0])
+	expect(t, bob, "alice: "+texts[0])
+	bob.Send(texts[1])
+	expect(t, alice, "[PM from bob] psst: the exam key is in the capture")
+	if suite == suiteClassic {
+		conn, rc := rawClassic(t, ts.addr, "carol")
+		split := "this record crosses two TCP segments"
+		texts = append(texts, split)
+		p, _ := rc.seal([]byte(split))
+		frame := fmt.Appendf(nil, "%010d%s", len(p), p)
+		conn.Write(frame[:25])
+		time.Sleep(50 * time.Millisecond)
+		conn.Write(frame[25:])
+		expect(t, alice, "carol: "+split)
+		conn.Close()
+		ts.logged(t, evLeave, "carol")
+	}
+	alice.Send("/quit")
+	ts.logged(t, evLeave, "alice")
+	bob.Close()
+	ts.logged(t, evLeave, "bob")
+	stop()
+	if err := kl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(testRSAKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverKey = filepath.Join(dir, "server.pem")
+	if err := os.WriteFile(serverKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return capture, keys, serverKey, texts
+}
+
+// replayJSONFrames runs replay -json with args and returns its frame lines.
+func replayJSONFrames(t *testing.T, args ...string) (frames []jsonFrame, notes []string) {
+	t.Helper()
+	stdout, stderr, code := runReplayTest(t, 120, append([]string{"-json"}, args...)...)
+	if code != 0 {
+		t.Fatalf("replay %q: exit %d: %s", args, code, stderr)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var j jsonFrame
+		if err := json.Unmarshal([]byte(l), &j); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		switch j.Kind {
+		case "capture", "open", "close", "end":
+		case "note":
+			notes = append(notes, j.Notes...)
+		default:
+			frames = append(frames, j)
+		}
+	}
+	return frames, notes
+}
+
+func TestDumpcapReplay(t *testing.T) {
+	tshark := needTool(t, "tshark")
+	for _, suite := range []string{suiteClassic, suiteModern} {
+		t.Run(suite, func(t *testing.T) {
+			capture, keys, serverKey, texts := dumpcapSession(t, suite)
+
+			// The key log decrypts every record, and the texts are there.
+			frames, notes := replayJSONFrames(t, "-keylog", keys, capture)
+			var plain []string
+			for _, f := range frames {
+				if f.Kind == "sealed" && f.Plaintext == nil {
+					t.Errorf("frame %d not decrypted: %+v", f.Index, f)
+				}
+				if f.Plaintext != nil {
+					plain = append(plain, *f.Plaintext)
+				}
+			}
+			for _, n := range notes {
+				if strings.Contains(n, "missing") || strings.Contains(n, "skipped") || strings.Contains(n, "no SYN") {
+					t.Errorf("note on a whole loopback capture: %s", n)
+				}
+			}
+			for _, text := range texts {
+				if !slicesContains(plain, text) {
+					t.Errorf("%q is not among the decrypted texts %q", text, plain)
+				}
+			}
+			conns := map[int]bool{}
+			for _, f := range frames {
+				conns[f.Conn] = true
+			}
+			if want := map[string]int{suiteClassic: 3, suiteModern: 2}[suite]; len(conns) != want {
+				t.Errorf("%d connections, want %d", len(conns), want)
+			}
+
+			// The server's key: every classic text, no modern one.
+			stdout, stderr, code := runReplayTest(t, 120, "-rsa-key", serverKey, "-view", "peer", capture)
+			if code != 0 {
+				t.Fatalf("replay -rsa-key: exit %d: %s", code, stderr)
+			}
+			for _, text := range texts {
+				if got := strings.Contains(stdout, text); got != (suite == suiteClassic) {
+					t.Errorf("-rsa-key shows %q: %v", text, got)
+				}
+			}
+			if suite == suiteModern && !strings.Contains(stdout, "cannot decrypt it (forward secrecy)") {
+				t.Errorf("-rsa-key on a modern capture does not say why it decrypts nothing:\n%s", stdout)
+			}
+
+			// Exported to pcapng, each record's text is its packet's comment.
+			out := filepath.Join(t.TempDir(), "peer.pcapng")
+			if _, stderr, code := runReplayTest(t, 120, "-keylog", keys, "-pcap", out, capture); code != 0 {
+				t.Fatalf("replay -pcap: exit %d: %s", code, stderr)
+			}
+			if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o600 {
+				t.Errorf("%s: %v, mode %v, want 0600", out, err, st.Mode().Perm())
+			}
+			var comments []string
+			for _, c := range tsharkFields(t, tshark, out, false, "frame.comment") {
+				if c[0] != "" {
+					comments = append(comments, strings.Split(c[0], ",")...)
+				}
+			}
+			var wantComments []string
+			for _, p := range plain {
+				if !strings.ContainsAny(p, ",\n") { // tshark joins comments with "," and shows "\n"
+					wantComments = append(wantComments, p)
+				}
+			}
+			var simple []string
+			for _, c := range comments {
+				if slicesContains(wantComments, c) {
+					simple = append(simple, c)
+				}
+			}
+			if strings.Join(simple, "|") != strings.Join(wantComments, "|") || len(comments) < len(plain) {
+				t.Errorf("comments %q, want the texts %q", comments, plain)
+			}
+
+			// The dissector names every frame as replay does, carol's frame
+			// that crosses two segments included (the modern suite's split
+			// frames: TestDissectorSplitFrames).
+			checkDissector(t, tshark, capture, frames, suite == suiteClassic)
+		})
+	}
+}
+
+// checkDissector runs tshark with the dissector over capture and checks the
+// kind and length of every frame against replay's frames of it; wantSplit:
+// some frame must span TCP segments.
+func checkDissector(t *testing.T, tshark, capture string, frames []jsonFrame, wantSplit bool) {
+	t.Helper()
+	var got, ivs, seqs []string
+	split := 0
+	for _, row := range tsharkFields(t, tshark, capture, true, "encchat.kind", "encchat.length", "tcp.len", "_ws.col.Info", "encchat.iv", "encchat.seq") {
+		if row[0] == "" {
+			continue
+		}
+		if row[4] != "" {
+			ivs = append(ivs, strings.Split(row[4], ",")...)
+		}
+		if row[5] != "" {
+			seqs = append(seqs, strings.Split(row[5], ",")...)
+		}
+		kinds, lengths := strings.Split(row[0], ","), strings.Split(row[1], ",")
+		if len(kinds) != len(lengths) {
+			t.Fatalf("row %q: %d kinds, %d lengths", row, len(kinds), len(lengths))
+		}
+		for i := range kinds {
+			got = append(got, kinds[i]+" "+lengths[i])
+		}
+		if n, _ := strconv.Atoi(lengths[len(lengths)-1]); len(lengths) == 1 && strconv.Itoa(n+headerLen) != row[2] {
+			split++ // the frame came in more than this segment
+		}
+		if strings.Contains(row[3], "Lua Error") || row[3] == "" {
+			t.Errorf("Info column %q", row[3])
+		}
+	}
+	// Replay's IVs (classic records), and each modern record's number in
+	// its direction, which the dissector shows too.
+	var want, wantIVs, wantSeqs []string
+	count := map[string]int{}
+	for _, f := range frames {
+		want = append(want, fmt.Sprintf("%s %d", f.Kind, f.Length))
+		if f.IV != "" {
+			wantIVs = append(wantIVs, f.IV)
+		}
+		if f.Kind == "sealed" && f.IV == "" {
+			k := fmt.Sprintf("%d %s", f.Conn, f.Dir)
+			wantSeqs = append(wantSeqs, strconv.Itoa(count[k]))
+			count[k]++
+		}
+	}
+	if strings.Join(ivs, " ") != strings.Join(wantIVs, " ") {
+		t.Errorf("the dissector's IVs:\n%q\nreplay's:\n%q", ivs, wantIVs)
+	}
+	if strings.Join(seqs, " ") != strings.Join(wantSeqs, " ") {
+		t.Errorf("the dissector's record numbers %q, want %q", seqs, wantSeqs)
+	}
+	for i := 0; i < max(len(got), len(want)); i++ {
+		g, w := "(none)", "(none)"
+		if i < len(got) {
+			g = got[i]
+		}
+		if i < len(want) {
+			w = want[i]
+		}
+		if g != w {
+			t.Errorf("frame %d of %d: tshark's dissector says %q, replay %q", i+1, len(want), g, w)
+			break
+		}
+	}
+	if wantSplit && split == 0 {
+		t.Errorf("no frame spans TCP segments in %s", capture)
+	}
+}
+
+// tsharkFields runs tshark -T fields over capture (with the dissector when
+// lua is set) and returns each packet's fields.
+func tsharkFields(t *testing.T, tshark, capture string, lua bool, fields ...string) [][]string {
+	t.Helper()
+	args := []string{"-r", capture, "-T", "fields"}
+	if lua {
+		args = append([]string{"-X", "lua_script:wireshark/encchat.lua"}, args...)
+	}
+	for _, f := range fields {
+		args = append(args, "-e", f)
+	}
+	cmd := exec.Command(tshark, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tshark %q: %v\n%s", args, err, stderr.String())
+	}
+	if e := regexp.MustCompile(`(?m)^.*(Lua|lua).*(rror|ailed).*$`).FindString(stderr.String()); e != "" {
+		t.Fatalf("tshark: %s", e)
+	}
+	var rows [][]string
+	for _, line := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
+		rows = append(rows, strings.Split(line, "\t"))
+	}
+	return rows
+}
+
+func slicesContains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestDissectorSplitFrames runs the dissector over the golden sessions cut
+// into 100-byte segments, on port 5174 and (found by the heuristic) on
+// another port.
+func TestDissectorSplitFrames(t *testing.T) {
+	tshark := needTool(t, "tshark")
+	for _, name := range []string{"session.jsonl", "modern.jsonl"} {
+		for _, port := range []uint16{5174, 6200} {
+			t.Run(fmt.Sprintf("%s/%d", name, port), func(t *testing.T) {
+				jsonl := goldenCapture(t, name)
+				segs := synthSegments(t, jsonl, 100)
+				for i := range segs {
+					for _, ap := range []*netip.AddrPort{&segs[i].src, &segs[i].dst} {
+						if ap.Port() == 5174 {
+							*ap = netip.AddrPortFrom(ap.Addr(), port)
+						}
+					}
+				}
+				path := filepath.Join(t.TempDir(), "split.pcap")
+				if err := os.WriteFile(path, synthPcap(t, segs, layers.LinkTypeEthernet, false, false), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				frames, _ := replayJSONFrames(t, path)
+				checkDissector(t, tshark, path, frames, true)
+			})
+		}
+	}
+}
+
+// TestDissectorStepNames: the dissector's step names are steps.go's, and
+// its kinds are replay's.
+func TestDissectorStepNames(t *testing.T) {
+	lua, err := os.ReadFile("wireshark/encchat.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := func(name string) []string {
+		m := regexp.MustCompile(`(?s)local ` + name + ` = \{(.*?)\n\}`).FindSubmatch(lua)
+		if m == nil {
+			t.Fatalf("no table %s in encchat.lua", name)
+		}
+		var out []string
+		for _, v := range regexp.MustCompile(`= "([^"]*)"`).FindAllSubmatch(m[1], -1) {
+			out = append(out, string(v[1]))
+		}
+		return out
+	}
+	for _, c := range []struct {
+		table string
+		steps protocolSteps
+	}{{"CLASSIC_STEPS", classicSteps}, {"MODERN_STEPS", modernSteps}} {
+		var want []string
+		for _, st := range c.steps {
+			if st.Kind != kindNone {
+				want = append(want, st.Name)
+			}
+		}
+		if got := table(c.table); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s:\n%s\nwant steps.go's:\n%s", c.table, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	for _, k := range table("KIND") {
+		if !slicesContains(frameKindNames[:], k) {
+			t.Errorf("dissector kind %q is not one of replay's %q", k, frameKindNames)
+		}
 	}
 }

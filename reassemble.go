@@ -116,6 +116,15 @@ func (r *frameReassembler) end() {
 	r.buf = r.buf[:0]
 }
 
+// gap skips n bytes the capture lacks: the frame in progress ends as
+// partial, and the bytes after the gap are searched for the next header.
+func (r *frameReassembler) gap(n int) {
+	r.end()
+	r.consumed += int64(n)
+	r.hunting, r.prevDigit = true, false
+	r.why = "after bytes missing from the capture, looking for the next frame header"
+}
+
 // huntFrameHeader returns the index of the next plausible frame header in
 // data from i, or, when there is none yet, the index of the first byte to
 // keep because a header may still start there once more bytes arrive.

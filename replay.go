@@ -194,9 +194,10 @@ type replayConn struct {
 
 // replayDir is one direction of a connection; it is its reassembler's sink.
 type replayDir struct {
-	c *replayConn
-	d wireDir
-	r frameReassembler
+	c      *replayConn
+	d      wireDir
+	r      frameReassembler
+	gapped bool // a gap in the capture is cutting the frame in progress
 }
 
 func (d *replayDir) frame(p []byte) {
@@ -213,12 +214,27 @@ func (d *replayDir) skipped(n int, why string) {
 
 func (d *replayDir) partial(got []byte, want int) {
 	d.c.bytes[d.d] += int64(len(got))
-	why := fmt.Sprintf("the stream ends mid-header (%d of %d header bytes)", len(got), headerLen)
+	ends := "the stream ends"
+	if d.gapped {
+		ends = "bytes missing from the capture cut it"
+	}
+	why := fmt.Sprintf("%s mid-header (%d of %d header bytes)", ends, len(got), headerLen)
 	if want >= 0 {
 		d.c.bytes[d.d] += headerLen
-		why = fmt.Sprintf("the stream ends mid-frame: the header says %d B, %d B arrived", want, len(got))
+		why = fmt.Sprintf("%s mid-frame: the header says %d B, %d B arrived", ends, want, len(got))
 	}
 	d.c.rp.frame(d.c, d.d, got, why)
+}
+
+// gap is n bytes of the direction missing from a pcap: the frame they cut
+// is shown as partial, and the next frame header is searched for.
+func (d *replayDir) gap(n int) {
+	if d.c.shown {
+		d.c.rp.out.note(d.c, fmt.Sprintf("conn %d %s: %d bytes missing from the capture (segments it did not see)", d.c.id, d.d.arrow(), n))
+	}
+	d.gapped = true
+	d.r.gap(n)
+	d.gapped = false
 }
 
 // replayOutput is a view.
@@ -232,13 +248,20 @@ type replayOutput interface {
 	flush() error
 }
 
-// replayCapture replays the capture in r to out. It replays as far as the
-// capture goes; a bad line stops it with a *lineError naming the line.
+// replayCapture replays the capture in r (encchat's, pcap or pcapng) to
+// out. It replays as far as the capture goes; a bad line stops it with a
+// *lineError naming the line.
 func replayCapture(r io.Reader, opts *replayOptions, out replayOutput) error {
-	cr, err := newCaptureReader(r)
+	cr, err := readCapture(r)
 	if err != nil {
 		return err
 	}
+	return replaySource(cr, opts, out)
+}
+
+// replaySource replays the capture cr to out.
+func replaySource(cr captureSource, opts *replayOptions, out replayOutput) error {
+	var err error
 	rp := &replayer{
 		opts:   opts,
 		out:    out,
@@ -249,7 +272,7 @@ func replayCapture(r io.Reader, opts *replayOptions, out replayOutput) error {
 	if rp.opts.sleep == nil {
 		rp.opts.sleep = time.Sleep
 	}
-	out.begin(cr.Header, cr.Started)
+	out.begin(cr.header())
 	var ev captureEvent
 	for {
 		err = cr.next(&ev)
@@ -357,6 +380,19 @@ func (rp *replayer) event(ev *captureEvent) string {
 		}
 		c.now = ev.T
 		rp.endConn(c, true)
+	case capGap:
+		if c != nil {
+			c.now = ev.T
+			c.dirs[ev.Dir].gap(ev.Gap)
+		}
+	case capNote:
+		if c == nil {
+			// About the whole capture, or a connection not shown.
+			c = &replayConn{rp: rp, id: ev.Conn, now: ev.T, shown: ev.Conn == 0}
+		}
+		if c.shown {
+			rp.out.note(c, ev.Note)
+		}
 	}
 	return ""
 }
@@ -476,7 +512,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	conn := fs.Int("conn", 0, "show only connection `N`")
 	speed := fs.Float64("speed", 0, "play with the recorded timing scaled by `X` (default: instant)")
 	tamperText := fs.String("tamper", "", "flip bit BIT of frame FRAME before decrypting (`FRAME:BIT`; bit 0 is the low bit of the first byte; classic records count from the IV, modern records from the first ciphertext byte)")
-	pcapPath := fs.String("pcap", "", "write the TCP connections to a pcap `file` for Wireshark or tshark, instead of replaying")
+	pcapPath := fs.String("pcap", "", "write the TCP connections to a pcap `file` for Wireshark or tshark, instead of replaying (a name ending .pcapng writes pcapng; with a key, each record's plaintext goes in its packet comment)")
 	jsonOut := fs.Bool("json", false, "print one JSON object per frame")
 	htmlPath := fs.String("html", "", "write a lesson page to `file`")
 	projector := fs.Bool("projector", false, "with -html: the page on a larger type scale, for a projector")
@@ -563,16 +599,20 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	}
 	if *pcapPath != "" {
 		var clash []string
-		for _, n := range []string{"json", "view", "speed", "tamper", "keylog", "rsa-key", "key"} {
+		for _, n := range []string{"json", "view", "speed", "tamper"} {
 			if set[n] {
 				clash = append(clash, "-"+n)
 			}
 		}
 		if len(clash) > 0 {
-			errorf(stderr, "replay: -pcap exports the wire bytes only; it cannot be used with %s", strings.Join(clash, ", "))
+			errorf(stderr, "replay: -pcap exports the wire bytes (and, to .pcapng with a key, the plaintext in comments); it cannot be used with %s", strings.Join(clash, ", "))
 			return 2
 		}
-		return replayToPcap(names[0], *pcapPath, *conn, stdout, stderr)
+		if !isPcapngName(*pcapPath) && (set["keylog"] || set["rsa-key"] || set["key"]) {
+			errorf(stderr, "replay: -pcap %s: a classic pcap has no packet comments for the plaintext", *pcapPath)
+			hintf(stderr, "name it .pcapng to get each record's text in its packet comment")
+			return 2
+		}
 	}
 
 	keys := &replayKeys{}
@@ -616,6 +656,9 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		keys.rsa, keys.rsaName, keys.rsaPath, keys.rsaFP = priv, filepath.Base(*rsaPath), *rsaPath, fingerprint(&priv.PublicKey)
+	}
+	if *pcapPath != "" {
+		return replayToPcap(names[0], *pcapPath, *conn, keys, stdout, stderr)
 	}
 	opts.keys = keys
 	if opts.view == "" {

@@ -39,7 +39,7 @@ type sentConn struct {
 // readSentConns reads the client bytes of every connection in a capture
 // (only connection want, when it is not 0), in open order.
 func readSentConns(r io.Reader, want int) ([]*sentConn, error) {
-	cr, err := newCaptureReader(r)
+	cr, err := readCapture(r)
 	if err != nil {
 		return nil, err
 	}
@@ -62,6 +62,9 @@ func readSentConns(r io.Reader, want int) ([]*sentConn, error) {
 			c = &sentConn{id: ev.Conn}
 			byID[ev.Conn] = c
 			order = append(order, c)
+		}
+		if ev.Kind == capGap && ev.Dir == wireC2S {
+			return nil, fmt.Errorf("connection %d: %d bytes of the client's stream are missing from the capture, so its frames cannot be sent as they were", ev.Conn, ev.Gap)
 		}
 		if ev.Kind != capData {
 			continue
