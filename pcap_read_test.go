@@ -7,7 +7,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -17,11 +16,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gopacket/gopacket/layers"
 )
@@ -522,67 +519,4 @@ func maskReplayTimes(s string) string {
 	}
 	s = regexp.MustCompile(`\d+\.\d+s`).ReplaceAllString(s, "Ts")
 	return regexp.MustCompile(`"(t|duration)":[0-9.e-]+`).ReplaceAllString(s, `"$1":T`)
-}
-
-// BenchmarkReplayPcap replays, decrypted, a pcapng made from replay's
-// benchmark capture (-pcap), from a file; MB/s count the pcap's bytes.
-func BenchmarkReplayPcap(b *testing.B) {
-	for _, size := range []int{10 << 20, 100 << 20} {
-		b.Run(fmt.Sprintf("%dMB", size>>20), func(b *testing.B) {
-			path := filepath.Join(b.TempDir(), "bench.pcapng")
-			f, err := os.Create(path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			bw := bufio.NewWriterSize(f, 1<<20)
-			if _, err := exportPcap(newBenchCapture(b, size), bw, 0, true, nil); err != nil {
-				b.Fatal(err)
-			}
-			if err := errors.Join(bw.Flush(), f.Close()); err != nil {
-				b.Fatal(err)
-			}
-			st, _ := os.Stat(path)
-			b.SetBytes(st.Size())
-			var peak uint64
-			stop, sampled := make(chan struct{}), make(chan struct{})
-			go func() {
-				defer close(sampled)
-				var ms runtime.MemStats
-				tick := time.NewTicker(50 * time.Millisecond)
-				defer tick.Stop()
-				for {
-					select {
-					case <-stop:
-						return
-					case <-tick.C:
-						runtime.ReadMemStats(&ms)
-						peak = max(peak, ms.HeapInuse)
-					}
-				}
-			}()
-			b.ResetTimer()
-			var stats replayStats
-			for i := 0; i < b.N; i++ {
-				in, err := os.Open(path)
-				if err != nil {
-					b.Fatal(err)
-				}
-				opts := &replayOptions{name: "bench", view: "both", width: 120, keys: &replayKeys{key: benchKey}}
-				tally := &statsOutput{replayOutput: newTextOutput(io.Discard, opts)}
-				err = replayCapture(in, opts, tally)
-				in.Close()
-				if err != nil {
-					b.Fatal(err)
-				}
-				stats = tally.stats
-			}
-			b.StopTimer()
-			close(stop)
-			<-sampled
-			if stats.undecrypted != 0 || stats.decrypted == 0 {
-				b.Fatalf("%d records decrypted, %d not", stats.decrypted, stats.undecrypted)
-			}
-			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
-		})
-	}
 }
