@@ -1,0 +1,69 @@
+// The client command: its flags, then the session and the terminal UI
+// (session.go, repl.go).
+
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"path/filepath"
+)
+
+// clientOptions are the client's flags.
+type clientOptions struct {
+	connect, name, suite      string
+	knownServers, fingerprint string
+	insecure, noColor         bool
+	record, keylog            string
+	defaultKnownServers       bool // knownServers is the config dir's, not -known-servers
+}
+
+func runClientCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("client", flag.ContinueOnError)
+	var o clientOptions
+	fs.StringVar(&o.connect, "connect", defaultAddr, "server `address`")
+	fs.StringVar(&o.name, "name", "", "your username (asked at a prompt when absent)")
+	fs.StringVar(&o.suite, "suite", "auto", "`suite`: auto (follow the server), classic, or modern (refuse classic)")
+	fs.StringVar(&o.knownServers, "known-servers", "", "pinned server keys `file` (default: the user config dir)")
+	fs.StringVar(&o.fingerprint, "fingerprint", "", "expected server key `SHA256:...`, as the server banner prints it")
+	fs.BoolVar(&o.insecure, "insecure", false, "do not check the server key (shows what a MITM can do)")
+	fs.StringVar(&o.record, "record", "", "record the wire traffic to this capture `file`")
+	fs.StringVar(&o.keylog, "keylog", "", "append session keys to this key log `file`")
+	fs.BoolVar(&o.noColor, "no-color", false, "no colour")
+	if code := parseFlags(fs, args, stdout, stderr); code >= 0 {
+		return code
+	}
+	switch o.suite {
+	case "auto", suiteClassic, suiteModern:
+	default:
+		errorf(stderr, "client: -suite must be auto, classic or modern, not %q", o.suite)
+		return 2
+	}
+	if o.insecure && o.fingerprint != "" {
+		errorf(stderr, "client: -insecure and -fingerprint cannot be used together")
+		return 2
+	}
+	if o.fingerprint != "" {
+		fp, err := parseFingerprint(o.fingerprint)
+		if err != nil {
+			errorf(stderr, "client: -fingerprint %v", err)
+			return 2
+		}
+		o.fingerprint = fp
+	}
+	addr, err := withDefaultPort(o.connect)
+	if err != nil {
+		errorf(stderr, "client: -connect %v", err)
+		return 2
+	}
+	o.connect = addr
+	if o.knownServers == "" && !o.insecure {
+		dir, err := configDir()
+		if err == nil {
+			o.knownServers = filepath.Join(dir, "known_servers")
+			o.defaultKnownServers = true
+		}
+	}
+	return runClient(ctx, o, stdin, stdout, stderr)
+}
