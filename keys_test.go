@@ -184,10 +184,11 @@ func TestClassicKnownServers(t *testing.T) {
 	if _, ok, err := lookupKnownServer(path, "127.0.0.1:5174"); ok || err != nil {
 		t.Fatalf("missing file: ok=%v err=%v", ok, err)
 	}
-	a := knownServer{addr: "127.0.0.1:5174", suite: suiteClassic, fingerprint: "SHA256:aaaa"}
-	b := knownServer{addr: "10.0.0.2:5174", suite: suiteModern, fingerprint: "SHA256:bbbb"}
+	fpA, fpB := "SHA256:"+strings.Repeat("a", 43), "SHA256:"+strings.Repeat("b", 43)
+	a := knownServer{addr: "127.0.0.1:5174", suite: suiteClassic, fingerprint: fpA}
+	b := knownServer{addr: "10.0.0.2:5174", suite: suiteModern, fingerprint: fpB}
 	for _, k := range []knownServer{a, b} {
-		if err := updateKnownServer(path, k.addr, func(knownServer, bool) (*knownServer, error) { return &k, nil }); err != nil {
+		if err := updateKnownServer(path, k.addrs(), func([]knownServerLine) (*knownServer, error) { return &k, nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -201,7 +202,7 @@ func TestClassicKnownServers(t *testing.T) {
 		t.Errorf("lookup of an unknown address succeeded")
 	}
 	data, _ := os.ReadFile(path)
-	if want := "127.0.0.1:5174 classic SHA256:aaaa\n10.0.0.2:5174 modern SHA256:bbbb\n"; string(data) != want {
+	if want := "127.0.0.1:5174 classic " + fpA + "\n10.0.0.2:5174 modern " + fpB + "\n"; string(data) != want {
 		t.Errorf("file:\n%s\nwant:\n%s", data, want)
 	}
 
@@ -232,7 +233,7 @@ func TestKnownServersUnknownSuite(t *testing.T) {
 	if _, _, err := lookupKnownServer(path, "127.0.0.1:5174"); err == nil || err.Error() != want {
 		t.Errorf("lookup: err = %v, want %q", err, want)
 	}
-	err := updateKnownServer(path, "10.0.0.7:5174", func(knownServer, bool) (*knownServer, error) {
+	err := updateKnownServer(path, []string{"10.0.0.7:5174"}, func([]knownServerLine) (*knownServer, error) {
 		t.Errorf("decide called on a file that does not parse")
 		return nil, nil
 	})
