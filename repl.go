@@ -75,6 +75,7 @@ func runClient(ctx context.Context, o clientOptions, stdin io.Reader, stdout, st
 	rec, kl, closeFiles, err := openRecordFiles(o.record, o.keylog, "client", o.connect)
 	if err != nil {
 		errorf(stderr, "%v", err)
+		outputHint(stderr, err)
 		return 1
 	}
 	defer closeFiles()
