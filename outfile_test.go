@@ -46,10 +46,18 @@ func TestOutputFlagsRefuseLinks(t *testing.T) {
 		name string
 		args func(link string) []string
 	}{
-		{"server -record", func(l string) []string { return []string{"server", "-listen", "127.0.0.1:0", "-key", key, "-record", l} }},
-		{"server -keylog", func(l string) []string { return []string{"server", "-listen", "127.0.0.1:0", "-key", key, "-keylog", l} }},
-		{"client -record", func(l string) []string { return []string{"client", "-connect", "127.0.0.1:1", "-name", "a", "-record", l} }},
-		{"client -keylog", func(l string) []string { return []string{"client", "-connect", "127.0.0.1:1", "-name", "a", "-keylog", l} }},
+		{"server -record", func(l string) []string {
+			return []string{"server", "-listen", "127.0.0.1:0", "-key", key, "-record", l}
+		}},
+		{"server -keylog", func(l string) []string {
+			return []string{"server", "-listen", "127.0.0.1:0", "-key", key, "-keylog", l}
+		}},
+		{"client -record", func(l string) []string {
+			return []string{"client", "-connect", "127.0.0.1:1", "-name", "a", "-record", l}
+		}},
+		{"client -keylog", func(l string) []string {
+			return []string{"client", "-connect", "127.0.0.1:1", "-name", "a", "-keylog", l}
+		}},
 		{"tap -record", func(l string) []string {
 			return []string{"tap", "-listen", "127.0.0.1:0", "-upstream", "127.0.0.1:1", "-record", l}
 		}},
