@@ -501,7 +501,8 @@ func replaceFile(path, content string, mode os.FileMode) error {
 
 // parseFingerprint reads a fingerprint as people paste it: with or without
 // the "SHA256:" prefix, in any case of the prefix, with or without base64
-// padding. It returns the form the banner prints, or an error naming it.
+// padding. It returns the form encchat's banner prints, or an error
+// naming it.
 func parseFingerprint(s string) (string, error) {
 	b64 := strings.TrimSpace(s)
 	if len(b64) > len("SHA256:") && strings.EqualFold(b64[:len("SHA256:")], "SHA256:") {
@@ -509,7 +510,7 @@ func parseFingerprint(s string) (string, error) {
 	}
 	sum, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(b64, "="))
 	if err != nil || len(sum) != sha256.Size {
-		return "", fmt.Errorf("%q is not a key fingerprint: want SHA256: and 43 base64 characters, as the server's banner prints it (\"Key: RSA-2048 SHA256:...\")", s)
+		return "", fmt.Errorf("%q is not a key fingerprint: want SHA256: and 43 base64 characters, as an encchat server's banner prints it (\"Key: RSA-2048 SHA256:...\")", s)
 	}
 	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum), nil
 }

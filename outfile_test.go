@@ -4,10 +4,7 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"encoding/pem"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -108,33 +105,14 @@ func TestOutputFlagsRefuseLinks(t *testing.T) {
 func TestSecondRecordKeepsFirstCapture(t *testing.T) {
 	key := testKeyFile(t)
 	path := filepath.Join(t.TempDir(), "chat.jsonl")
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"server", "-listen", "127.0.0.1:0", "-key", key, "-record", path, "-no-color"}, strings.NewReader(""), pw, io.Discard)
-		pw.Close()
-	}()
-	lines := bufio.NewScanner(pr)
-	addr := ""
-	for addr == "" && lines.Scan() {
-		if a, ok := strings.CutPrefix(lines.Text(), "Server: "); ok {
-			addr = a
-		}
-	}
-	go io.Copy(io.Discard, pr)
-	if addr == "" {
-		cancel()
-		t.Fatalf("the server ended (exit %d) without its banner", <-done)
-	}
-	alice := join(t, addr, "alice")
+	srv := startCLIServer(t, "-listen", "127.0.0.1:0", "-key", key, "-record", path)
+	alice := join(t, srv.addr, "alice")
 	if err := alice.Send("a line worth keeping"); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, alice, "alice: a line worth keeping")
 	alice.Close()
-	cancel()
-	if code := <-done; code != 0 {
+	if code := srv.stop(); code != 0 {
 		t.Fatalf("first server: exit %d", code)
 	}
 	first, err := os.ReadFile(path)
