@@ -542,3 +542,37 @@ func TestKnownServersThroughALink(t *testing.T) {
 		t.Errorf("forget left the pin in the target: %q", data)
 	}
 }
+
+// FuzzCanonicalAddr: a canonical address is its own canonical form, so a
+// pin written once is found again by the same spelling; and a pin line
+// parses to canonical addresses or to an error naming its line.
+func FuzzCanonicalAddr(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:5174", "LOCALHOST.:05174", "[::ffff:7f00:1]:1", "[fe80::1%eth0]:5174", "a,b:1", "\ufeffx:1", "host_1.:0"} {
+		f.Add(s)
+	}
+	fp := "SHA256:" + strings.Repeat("A", 43)
+	f.Fuzz(func(t *testing.T, s string) {
+		if c, err := canonicalAddr(s); err == nil {
+			if again, err := canonicalAddr(c); again != c || err != nil {
+				t.Fatalf("canonicalAddr(%q) = %q, then %q, %v", s, c, again, err)
+			}
+			if pinKey(pinKey(c)) != pinKey(c) {
+				t.Fatalf("pinKey(%q) is not stable", c)
+			}
+		}
+		pins, err := parseKnownServers("k", []byte(s+" modern "+fp+"\n"))
+		if err != nil {
+			if !regexp.MustCompile(`^k:\d+: `).MatchString(err.Error()) {
+				t.Fatalf("error %q names no line", err)
+			}
+			return
+		}
+		for _, p := range pins {
+			for _, a := range p.addrs() {
+				if c, err := canonicalAddr(a); c != a || err != nil {
+					t.Fatalf("line %q gave the address %q, not canonical (%q, %v)", s, a, c, err)
+				}
+			}
+		}
+	})
+}
