@@ -10,7 +10,6 @@ import (
 	"io"
 	"math"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -102,9 +101,11 @@ func newCapture(w io.WriteCloser, recorder, addr string, now func() time.Time) *
 	return c
 }
 
-// openCapture creates (or truncates) the capture file at path.
+// openCapture creates the capture file at path. An existing file is
+// refused, never written over: it holds an earlier capture (a link is
+// refused too, see createOutput).
 func openCapture(path, recorder, addr string) (*capture, error) {
-	f, err := os.Create(path)
+	f, err := createOutput(path, outputNew, false)
 	if err != nil {
 		return nil, err
 	}

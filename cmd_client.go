@@ -5,9 +5,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"io"
+	"net"
 	"path/filepath"
+	"syscall"
 )
 
 // clientOptions are the client's flags.
@@ -19,6 +22,26 @@ type clientOptions struct {
 	defaultKnownServers       bool // knownServers is the config dir's, not -known-servers
 }
 
+// fingerprintSourceHint says where a -fingerprint comes from, and that
+// the seed's server gives none.
+const fingerprintSourceHint = "an encchat server prints its fingerprint on its banner (\"Key: RSA-2048 SHA256:...\"); " +
+	"the seed's Python server prints none and makes a new key at every start, so it has no fingerprint to give in advance"
+
+// dialHint says what to do about a failed connection, from its cause.
+func dialHint(w io.Writer, err error) {
+	var ne net.Error
+	switch {
+	case isLookupError(err):
+		hintf(w, "no such host: check the name in -connect HOST:PORT, or give an address, such as -connect %s", defaultAddr)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		hintf(w, "is the server running? start one with \"encchat server\", or pick the address with -connect HOST:PORT")
+	case errors.As(err, &ne) && ne.Timeout():
+		hintf(w, "nothing answered: is the address right, and does a firewall let the port through?")
+	default:
+		hintf(w, "check the address given to -connect HOST:PORT (an encchat server's default is %s)", defaultAddr)
+	}
+}
+
 func runClientCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
 	var o clientOptions
@@ -26,7 +49,7 @@ func runClientCommand(ctx context.Context, args []string, stdin io.Reader, stdou
 	fs.StringVar(&o.name, "name", "", "your username (asked at a prompt when absent)")
 	fs.StringVar(&o.suite, "suite", "auto", "`suite`: auto (follow the server), classic, or modern (refuse classic)")
 	fs.StringVar(&o.knownServers, "known-servers", "", "pinned server keys `file` (default: the user config dir)")
-	fs.StringVar(&o.fingerprint, "fingerprint", "", "expected server key `SHA256:...`, as the server banner prints it")
+	fs.StringVar(&o.fingerprint, "fingerprint", "", "expected server key `SHA256:...`, as an encchat server's banner prints it (\"Key: RSA-2048 SHA256:...\")")
 	fs.BoolVar(&o.insecure, "insecure", false, "do not check the server key (shows what a MITM can do)")
 	fs.StringVar(&o.record, "record", "", "record the wire traffic to this capture `file`")
 	fs.StringVar(&o.keylog, "keylog", "", "append session keys to this key log `file`")

@@ -75,6 +75,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		ln.Close()
 		errorf(stderr, "%v", err)
+		outputHint(stderr, err)
 		return 1
 	}
 	defer closeFiles()
@@ -209,7 +210,7 @@ func openRecordFiles(record, keylogPath, recorder, addr string) (*capture, *keyl
 	var err error
 	if record != "" {
 		if rec, err = openCapture(record, recorder, addr); err != nil {
-			return nil, nil, nil, fmt.Errorf("capture: %v", err)
+			return nil, nil, nil, fmt.Errorf("capture: %w", err)
 		}
 	}
 	if keylogPath != "" {
@@ -217,7 +218,7 @@ func openRecordFiles(record, keylogPath, recorder, addr string) (*capture, *keyl
 			if rec != nil {
 				rec.Close()
 			}
-			return nil, nil, nil, fmt.Errorf("key log: %v", err)
+			return nil, nil, nil, fmt.Errorf("key log: %w", err)
 		}
 	}
 	closeFiles := func() {

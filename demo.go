@@ -73,6 +73,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		var err error
 		if page, err = createLessonFile(*htmlPath); err != nil {
 			errorf(stderr, "%v", err)
+			outputHint(stderr, err)
 			return 1
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 )
@@ -27,9 +26,10 @@ type keylog struct {
 
 // openKeylog opens path for appending (mode 0600: it holds keys). An
 // existing file that group or others could read is made 0600 first; a
-// device or pipe (-keylog /dev/stdout) is left as it is.
+// device or pipe (-keylog /dev/stdout) is left as it is; a link is
+// refused (createOutput).
 func openKeylog(path string) (*keylog, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	f, err := createOutput(path, outputAppend, true)
 	if err != nil {
 		return nil, err
 	}
@@ -37,12 +37,6 @@ func openKeylog(path string) (*keylog, error) {
 	if err != nil {
 		f.Close()
 		return nil, err
-	}
-	if st.Mode().IsRegular() && st.Mode().Perm()&0o077 != 0 {
-		if err := f.Chmod(0o600); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("%s is mode %04o, open to group or others, and cannot be made 0600: %v", path, uint32(st.Mode().Perm()), err)
-		}
 	}
 	k := &keylog{w: f}
 	if st.Size() == 0 {

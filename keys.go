@@ -14,9 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 )
 
@@ -210,24 +213,121 @@ func parsePrivateKeyPEM(data []byte) (*rsa.PrivateKey, error) {
 	return rk, nil
 }
 
-// knownServer is one line of the known-servers file.
+// knownServer is one line of the known-servers file: the server's
+// addresses (one HOST:PORT, or several joined by commas, as OpenSSH's
+// known_hosts writes "host,ip"), its suite and its key's fingerprint.
 type knownServer struct {
 	addr, suite, fingerprint string
 }
 
-// knownServerLine is a pin with where it is in the file (1-based).
+// addrs returns the line's addresses.
+func (k knownServer) addrs() []string { return strings.Split(k.addr, ",") }
+
+// named returns the first of k's addresses that names the same server as
+// one of addrs, or "" when none does.
+func (k knownServer) named(addrs []string) string {
+	for _, a := range k.addrs() {
+		for _, b := range addrs {
+			if pinKey(a) == pinKey(b) {
+				return a
+			}
+		}
+	}
+	return ""
+}
+
+// knownServerLine is a pin with where it is in the file (1-based) and,
+// after a lookup, the address by which the lookup found it.
 type knownServerLine struct {
 	knownServer
 	line int
+	as   string
+}
+
+// canonicalAddr spells a HOST:PORT address one way, so that the spellings
+// of one address are one pin: the host in lower case without a trailing
+// dot, an IP address in its shortest form (an IPv4-mapped IPv6 address as
+// IPv4), the port without leading zeros. Anything else is an error.
+func canonicalAddr(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("%q is not HOST:PORT", addr)
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return "", fmt.Errorf("%q: the port must be a number from 0 to 65535, not %q", addr, port)
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.Unmap().String()
+	} else if !isHostName(host) {
+		return "", fmt.Errorf("%q: %q is neither an IP address nor a host name", addr, host)
+	}
+	return net.JoinHostPort(host, strconv.FormatUint(n, 10)), nil
+}
+
+// isHostName reports whether s can be a DNS name: letters, digits, '-',
+// '_' and dots between non-empty labels.
+func isHostName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || label[0] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// pinKey is what two canonical addresses share when they name one server:
+// the address itself, except that "localhost" and every loopback address
+// (127.0.0.0/8, ::1) are this machine, one host whatever the spelling.
+func pinKey(canon string) string {
+	host, port, err := net.SplitHostPort(canon)
+	if err != nil {
+		return canon
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+		return net.JoinHostPort("localhost", port)
+	}
+	return canon
+}
+
+// pinAddrs are the addresses a connection's pin is found under: the
+// address as typed, in canonical spelling, then the address the
+// connection reached when that is another server's spelling (OpenSSH's
+// CheckHostIP). A new pin names both, so that a later client finds it
+// by either, and a name that now leads to another key is refused.
+func pinAddrs(typed string, peer net.Addr) ([]string, error) {
+	addr, err := canonicalAddr(typed)
+	if err != nil {
+		return nil, err
+	}
+	addrs := []string{addr}
+	if tcp, ok := peer.(*net.TCPAddr); ok {
+		if reached, err := canonicalAddr(tcp.String()); err == nil && pinKey(reached) != pinKey(addr) {
+			addrs = append(addrs, reached)
+		}
+	}
+	return addrs, nil
 }
 
 // parseKnownServers reads every pin of a known-servers file. Comments and
-// blank lines are skipped; any other line that is not "address suite
-// fingerprint" with a suite of classic or modern is an error naming the
-// file and the line, so that a typo never passes for a weaker pin.
+// blank lines are skipped, as are a UTF-8 byte order mark and CRLF line
+// ends (Notepad writes both); any other line that is not "address suite
+// fingerprint", with addresses that are HOST:PORT, a suite of classic or
+// modern and a SHA256 fingerprint, is an error naming the file and the
+// line, so that a typo never passes for a weaker pin.
 func parseKnownServers(path string, data []byte) ([]knownServerLine, error) {
 	var pins []knownServerLine
-	for i, line := range strings.Split(string(data), "\n") {
+	text := strings.TrimPrefix(string(data), "\uFEFF")
+	for i, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
@@ -236,51 +336,85 @@ func parseKnownServers(path string, data []byte) ([]knownServerLine, error) {
 		if len(f) != 3 {
 			return nil, fmt.Errorf("%s:%d: want \"address suite fingerprint\"", path, i+1)
 		}
+		var addrs []string
+		for _, a := range strings.Split(f[0], ",") {
+			c, err := canonicalAddr(a)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: bad address: %v: want HOST:PORT, or several joined by commas", path, i+1, err)
+			}
+			addrs = append(addrs, c)
+		}
 		if f[1] != suiteClassic && f[1] != suiteModern {
 			return nil, fmt.Errorf("%s:%d: unknown suite %q: want %s or %s", path, i+1, f[1], suiteClassic, suiteModern)
 		}
-		pins = append(pins, knownServerLine{knownServer{addr: f[0], suite: f[1], fingerprint: f[2]}, i + 1})
+		if _, err := parseFingerprint(f[2]); err != nil || !strings.HasPrefix(f[2], "SHA256:") {
+			return nil, fmt.Errorf("%s:%d: %q is not a key fingerprint: want SHA256: and 43 base64 characters", path, i+1, f[2])
+		}
+		k := knownServer{addr: strings.Join(addrs, ","), suite: f[1], fingerprint: f[2]}
+		pins = append(pins, knownServerLine{knownServer: k, line: i + 1})
 	}
 	return pins, nil
 }
 
-// findKnownServer returns addr's first pin.
-func findKnownServer(pins []knownServerLine, addr string) (knownServerLine, bool) {
+// findKnownServers returns the pins that name one of addrs, each once,
+// in the file's order.
+func findKnownServers(pins []knownServerLine, addrs []string) []knownServerLine {
+	var found []knownServerLine
 	for _, p := range pins {
-		if p.addr == addr {
-			return p, true
+		if as := p.named(addrs); as != "" {
+			p.as = as
+			found = append(found, p)
 		}
 	}
-	return knownServerLine{}, false
+	return found
 }
 
-// lookupKnownServer returns the pin recorded for addr, if any. A missing
-// file is an empty one.
-func lookupKnownServer(path, addr string) (knownServer, bool, error) {
+// lookupKnownServers returns the pins recorded for addrs. A missing file
+// is an empty one.
+func lookupKnownServers(path string, addrs []string) ([]knownServerLine, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return knownServer{}, false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return knownServer{}, false, err
+		return nil, err
 	}
 	pins, err := parseKnownServers(path, data)
 	if err != nil {
-		return knownServer{}, false, err
+		return nil, err
 	}
-	p, ok := findKnownServer(pins, addr)
-	return p.knownServer, ok, nil
+	return findKnownServers(pins, addrs), nil
 }
 
-// updateKnownServer changes addr's pin in the known-servers file. Under
-// the file's lock it reads the file again, and decide says, from addr's
-// pin as it is now (ok false: none), what to write: a pin to append, or to
-// put in place of the current line; nil writes nothing, and an error
-// (a different pin that appeared meanwhile) writes nothing and is returned.
-// The rest of the file, its comments and its mode are kept; the new file
-// replaces the old one by a rename, so a reader sees one or the other.
-func updateKnownServer(path, addr string, decide func(have knownServer, ok bool) (*knownServer, error)) error {
+// lookupKnownServer returns the first pin that names addr, if any.
+func lookupKnownServer(path, addr string) (knownServer, bool, error) {
+	c, err := canonicalAddr(addr)
+	if err != nil {
+		return knownServer{}, false, err
+	}
+	have, err := lookupKnownServers(path, []string{c})
+	if err != nil || len(have) == 0 {
+		return knownServer{}, false, err
+	}
+	return have[0].knownServer, true, nil
+}
+
+// updateKnownServer changes the pin of the server at addrs in the
+// known-servers file. Under the file's lock it reads the file again, and
+// decide says, from the pins that name the server now (none: a first
+// contact), what its one pin is to be: it replaces the first of them, and
+// the others go (one server, one pin); with none, it is appended. nil
+// writes nothing, and an error (a different pin that appeared meanwhile)
+// writes nothing and is returned. The rest of the file, its comments and
+// its mode are kept; the new file replaces the old one by a rename in its
+// own directory, so a reader sees one or the other, and a known-servers
+// file that is a symbolic link stays one: the file it names is replaced.
+func updateKnownServer(path string, addrs []string, decide func(have []knownServerLine) (*knownServer, error)) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	path, err := followLinks(path)
+	if err != nil {
 		return err
 	}
 	unlock, err := lockFile(path + ".lock")
@@ -301,22 +435,46 @@ func updateKnownServer(path, addr string, decide func(have knownServer, ok bool)
 	if err != nil {
 		return err
 	}
-	have, ok := findKnownServer(pins, addr)
-	k, err := decide(have.knownServer, ok)
+	have := findKnownServers(pins, addrs)
+	k, err := decide(have)
 	if err != nil || k == nil {
 		return err
 	}
 	line := fmt.Sprintf("%s %s %s\n", k.addr, k.suite, k.fingerprint)
 	lines := strings.SplitAfter(string(data), "\n")
-	if ok {
-		lines[have.line-1] = line
-	} else {
+	if len(have) == 0 {
 		if len(data) > 0 && !bytes.HasSuffix(data, []byte("\n")) {
 			lines[len(lines)-1] += "\n"
 		}
 		lines = append(lines, line)
+	} else {
+		for _, h := range have[1:] {
+			lines[h.line-1] = ""
+		}
+		lines[have[0].line-1] = line
 	}
 	return replaceFile(path, strings.Join(lines, ""), mode)
+}
+
+// followLinks follows path's symbolic links to the file they name (which
+// may not exist yet), so that a rewrite replaces that file in its own
+// directory and leaves the links as they are.
+func followLinks(path string) (string, error) {
+	for range 40 {
+		st, err := os.Lstat(path)
+		if err != nil || st.Mode()&os.ModeSymlink == 0 {
+			return path, nil
+		}
+		target, err := os.Readlink(path)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target
+	}
+	return "", fmt.Errorf("%s: too many levels of symbolic links", path)
 }
 
 // replaceFile writes content to path through a temporary file in the same
@@ -343,7 +501,8 @@ func replaceFile(path, content string, mode os.FileMode) error {
 
 // parseFingerprint reads a fingerprint as people paste it: with or without
 // the "SHA256:" prefix, in any case of the prefix, with or without base64
-// padding. It returns the form the banner prints, or an error naming it.
+// padding. It returns the form encchat's banner prints, or an error
+// naming it.
 func parseFingerprint(s string) (string, error) {
 	b64 := strings.TrimSpace(s)
 	if len(b64) > len("SHA256:") && strings.EqualFold(b64[:len("SHA256:")], "SHA256:") {
@@ -351,9 +510,29 @@ func parseFingerprint(s string) (string, error) {
 	}
 	sum, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(b64, "="))
 	if err != nil || len(sum) != sha256.Size {
-		return "", fmt.Errorf("%q is not a key fingerprint: want SHA256: and 43 base64 characters, as the server's banner prints it (\"Key: RSA-2048 SHA256:...\")", s)
+		return "", fmt.Errorf("%q is not a key fingerprint: want SHA256: and 43 base64 characters, as an encchat server's banner prints it (\"Key: RSA-2048 SHA256:...\")", s)
 	}
 	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum), nil
+}
+
+// namesAddr reports whether a line of the known-servers file is a pin
+// that names addr (in any spelling). It reads the line leniently, for
+// forget and for the "Offending key" lines: a broken line names nothing.
+func namesAddr(line, addr string) bool {
+	f := strings.Fields(line)
+	if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+		return false
+	}
+	want, err := canonicalAddr(addr)
+	if err != nil {
+		return false
+	}
+	for _, a := range strings.Split(strings.TrimPrefix(f[0], "\uFEFF"), ",") {
+		if c, err := canonicalAddr(a); err == nil && pinKey(c) == pinKey(want) {
+			return true
+		}
+	}
+	return false
 }
 
 // knownServerLines returns the line numbers of addr's pins in the
@@ -365,18 +544,23 @@ func knownServerLines(path, addr string) []int {
 	}
 	var lines []int
 	for i, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 0 && f[0] == addr {
+		if namesAddr(line, addr) {
 			lines = append(lines, i+1)
 		}
 	}
 	return lines
 }
 
-// forgetKnownServer removes addr's pins from the known-servers file, as
-// OpenSSH's "ssh-keygen -R" does, and returns how many lines it removed.
-// The file is rewritten under its lock, mode 0600, through a temporary
-// file and a rename.
+// forgetKnownServer removes addr's pins, in any spelling, from the
+// known-servers file, as OpenSSH's "ssh-keygen -R" does, and returns how
+// many lines it removed. The file (the one a symbolic link names) is
+// rewritten under its lock, mode 0600, through a temporary file in its
+// directory and a rename.
 func forgetKnownServer(path, addr string) (int, error) {
+	path, err := followLinks(path)
+	if err != nil {
+		return 0, err
+	}
 	if _, err := os.Stat(path); err != nil {
 		return 0, err
 	}
@@ -392,7 +576,7 @@ func forgetKnownServer(path, addr string) (int, error) {
 	var keep []string
 	removed := 0
 	for _, line := range strings.SplitAfter(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 0 && f[0] == addr {
+		if namesAddr(line, addr) {
 			removed++
 			continue
 		}

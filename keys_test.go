@@ -16,9 +16,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -184,10 +186,11 @@ func TestClassicKnownServers(t *testing.T) {
 	if _, ok, err := lookupKnownServer(path, "127.0.0.1:5174"); ok || err != nil {
 		t.Fatalf("missing file: ok=%v err=%v", ok, err)
 	}
-	a := knownServer{addr: "127.0.0.1:5174", suite: suiteClassic, fingerprint: "SHA256:aaaa"}
-	b := knownServer{addr: "10.0.0.2:5174", suite: suiteModern, fingerprint: "SHA256:bbbb"}
+	fpA, fpB := "SHA256:"+strings.Repeat("a", 43), "SHA256:"+strings.Repeat("b", 43)
+	a := knownServer{addr: "127.0.0.1:5174", suite: suiteClassic, fingerprint: fpA}
+	b := knownServer{addr: "10.0.0.2:5174", suite: suiteModern, fingerprint: fpB}
 	for _, k := range []knownServer{a, b} {
-		if err := updateKnownServer(path, k.addr, func(knownServer, bool) (*knownServer, error) { return &k, nil }); err != nil {
+		if err := updateKnownServer(path, k.addrs(), func([]knownServerLine) (*knownServer, error) { return &k, nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -201,7 +204,7 @@ func TestClassicKnownServers(t *testing.T) {
 		t.Errorf("lookup of an unknown address succeeded")
 	}
 	data, _ := os.ReadFile(path)
-	if want := "127.0.0.1:5174 classic SHA256:aaaa\n10.0.0.2:5174 modern SHA256:bbbb\n"; string(data) != want {
+	if want := "127.0.0.1:5174 classic " + fpA + "\n10.0.0.2:5174 modern " + fpB + "\n"; string(data) != want {
 		t.Errorf("file:\n%s\nwant:\n%s", data, want)
 	}
 
@@ -232,7 +235,7 @@ func TestKnownServersUnknownSuite(t *testing.T) {
 	if _, _, err := lookupKnownServer(path, "127.0.0.1:5174"); err == nil || err.Error() != want {
 		t.Errorf("lookup: err = %v, want %q", err, want)
 	}
-	err := updateKnownServer(path, "10.0.0.7:5174", func(knownServer, bool) (*knownServer, error) {
+	err := updateKnownServer(path, []string{"10.0.0.7:5174"}, func([]knownServerLine) (*knownServer, error) {
 		t.Errorf("decide called on a file that does not parse")
 		return nil, nil
 	})
@@ -351,4 +354,225 @@ func TestServerWarnsOfOpenKey(t *testing.T) {
 			t.Errorf("the key file's mode changed to %v (%v)", fi.Mode(), err)
 		}
 	}
+}
+
+// TestPinSpellingsAreOneServer: with 127.0.0.1:PORT pinned modern, every
+// other spelling of that address (a name for it, another case, a port
+// with leading zeros) reaches the same classic server and
+// is refused as a downgrade, not met as a first contact; a pin made under
+// "localhost" holds for 127.0.0.1 the same way. The file is not changed.
+func TestPinSpellingsAreOneServer(t *testing.T) {
+	ts := startTestServer(t, serverConfig{}) // classic
+	_, port, _ := net.SplitHostPort(ts.addr)
+	fp := fingerprint(&testRSAKey(t).PublicKey)
+	for _, pinned := range []string{"127.0.0.1:" + port, "localhost:" + port} {
+		known := filepath.Join(t.TempDir(), "known_servers")
+		content := pinned + " modern " + fp + "\n"
+		if err := os.WriteFile(known, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, spelling := range []string{"127.0.0.1:" + port, "localhost:" + port, "LOCALHOST:" + port,
+			"127.0.0.1:0" + port, "LocalHost:00" + port} {
+			_, err := dialTest(t, spelling, clientConfig{Name: "mallory", KnownServers: known})
+			var dg *downgradeError
+			if !errors.As(err, &dg) || dg.Addr != pinned {
+				t.Errorf("pinned %s, reached as %s: err = %v, want the downgrade refused, naming %s", pinned, spelling, err, pinned)
+			}
+		}
+		if data, _ := os.ReadFile(known); string(data) != content {
+			t.Errorf("pinned %s: the file became %q", pinned, data)
+		}
+	}
+}
+
+// TestPinOneLinePerServer: a modern server met as "localhost" and then as
+// 127.0.0.1 keeps one line, and the first spelling's pin is what the
+// second finds.
+func TestPinOneLinePerServer(t *testing.T) {
+	ts := startTestServer(t, serverConfig{Suite: suiteModern})
+	_, port, _ := net.SplitHostPort(ts.addr)
+	known := filepath.Join(t.TempDir(), "known_servers")
+	var notes []string
+	step := func(s handshakeStep) { notes = append(notes, s.Results...) }
+	for i, spelling := range []string{"localhost:" + port, "127.0.0.1:" + port, "LOCALHOST:0" + port} {
+		notes = nil
+		if _, err := dialTest(t, spelling, clientConfig{Name: fmt.Sprint("user", i), KnownServers: known, Step: step}); err != nil {
+			t.Fatalf("%s: %v", spelling, err)
+		}
+		first := spelling == "localhost:"+port
+		if got := strings.Join(notes, "\n"); strings.Contains(got, "first seen") != first {
+			t.Errorf("%s: notes %q (first contact: %v)", spelling, got, first)
+		}
+	}
+	data, _ := os.ReadFile(known)
+	if want := "localhost:" + port + " modern " + fingerprint(&testRSAKey(t).PublicKey) + "\n"; string(data) != want {
+		t.Errorf("known_servers = %q, want %q", data, want)
+	}
+}
+
+// TestCanonicalAddr: the spellings of one address are one canonical
+// address; loopback addresses are one host; an address that is not
+// HOST:PORT is an error.
+func TestCanonicalAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:5174": "127.0.0.1:5174", "127.0.0.1:05174": "127.0.0.1:5174", "LocalHost.:5174": "localhost:5174",
+		"[::FFFF:127.0.0.1]:5174": "127.0.0.1:5174", "[2001:DB8::0:1]:5174": "[2001:db8::1]:5174",
+		"Chat.Example.:5174": "chat.example:5174", "host_1:1": "host_1:1",
+	} {
+		if got, err := canonicalAddr(in); got != want || err != nil {
+			t.Errorf("canonicalAddr(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "5174", "host", "host:", "host:65536", "host:-1", "host:+1", "a b:1", "a..b:1", ":1", "-a:1", "SHA256:x", "\ufeffhost:1"} {
+		if got, err := canonicalAddr(bad); err == nil {
+			t.Errorf("canonicalAddr(%q) = %q, want an error", bad, got)
+		}
+	}
+	if a, b := pinKey("127.0.0.1:1"), pinKey("[::1]:1"); a != b || a != pinKey("localhost:1") || a == pinKey("localhost:2") {
+		t.Errorf("pinKey: 127.0.0.1 %q, ::1 %q, want one host", a, b)
+	}
+	if pinKey("127.0.0.1:1") == pinKey("10.0.0.1:1") {
+		t.Errorf("pinKey folds a non-loopback address")
+	}
+	// A name reaching an address: the pin names both (CheckHostIP).
+	peer := &net.TCPAddr{IP: net.ParseIP("10.0.0.5"), Port: 5174}
+	if got, err := pinAddrs("Chat.Example:5174", peer); err != nil || strings.Join(got, ",") != "chat.example:5174,10.0.0.5:5174" {
+		t.Errorf("pinAddrs = %q, %v", got, err)
+	}
+	if got, _ := pinAddrs("10.0.0.5:05174", peer); len(got) != 1 {
+		t.Errorf("pinAddrs of the reached address itself = %q, want one", got)
+	}
+}
+
+// TestPinFoundByReachedAddress: a pin recorded under a name and the
+// address it reached is found through another name for that address, and
+// another key there is refused, naming the pin as the file spells it.
+func TestPinFoundByReachedAddress(t *testing.T) {
+	known := filepath.Join(t.TempDir(), "known_servers")
+	fp := fingerprint(&testRSAKey(t).PublicKey)
+	other := fingerprint(&otherRSAKey(t).PublicKey)
+	os.WriteFile(known, []byte("chat.example:5174,10.0.0.5:5174 modern "+fp+"\n"), 0o600)
+	cfg := clientConfig{Addr: "teacher.lan:5174", KnownServers: known, peer: &net.TCPAddr{IP: net.ParseIP("10.0.0.5"), Port: 5174}}
+	_, _, err := cfg.checkServerKey(&otherRSAKey(t).PublicKey, suiteModern)
+	var km *keyMismatchError
+	if !errors.As(err, &km) || km.Addr != "10.0.0.5:5174" || km.Got != other {
+		t.Fatalf("another key at the reached address: %v", err)
+	}
+	note, seen, err := cfg.checkServerKey(&testRSAKey(t).PublicKey, suiteModern)
+	if err != nil || !strings.Contains(note, "matches the pin") {
+		t.Fatalf("the pinned key: %q, %v", note, err)
+	}
+	if err := cfg.recordServerKey(*seen); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(known)
+	if want := "chat.example:5174,10.0.0.5:5174,teacher.lan:5174 modern " + fp + "\n"; string(data) != want {
+		t.Errorf("known_servers = %q, want the new name on the server's one line %q", data, want)
+	}
+}
+
+// TestKnownServersAsNotepadWrites: a byte order mark and CRLF line ends
+// are read as the pins they are; a line whose address or fingerprint is
+// not one is an error naming the file and the line.
+func TestKnownServersAsNotepadWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known_servers")
+	fp := fingerprint(&testRSAKey(t).PublicKey)
+	os.WriteFile(path, []byte("\ufeff127.0.0.1:5174 modern "+fp+"\r\n# pins\r\n10.0.0.7:5174 classic "+fp+"\r\n"), 0o600)
+	for addr, suite := range map[string]string{"127.0.0.1:5174": suiteModern, "localhost:5174": suiteModern, "10.0.0.7:5174": suiteClassic} {
+		if got, ok, err := lookupKnownServer(path, addr); !ok || err != nil || got.suite != suite || got.fingerprint != fp {
+			t.Errorf("lookup %s: %+v ok=%v err=%v, want %s", addr, got, ok, err, suite)
+		}
+	}
+	if lines := knownServerLines(path, "LOCALHOST:5174"); len(lines) != 1 || lines[0] != 1 {
+		t.Errorf("knownServerLines = %v, want [1]", lines)
+	}
+	for _, bad := range []struct{ line, want string }{
+		{"host classic " + fp, `bad address: "host" is not HOST:PORT`},
+		{"127.0.0.1:5174,nowhere classic " + fp, `bad address: "nowhere" is not HOST:PORT`},
+		{"127.0.0.1:99999 classic " + fp, "the port must be a number"},
+		{fp + " classic 127.0.0.1:5174", "bad address"},
+		{"127.0.0.1:5174 classic SHA256:short", "is not a key fingerprint"},
+	} {
+		os.WriteFile(path, []byte("# pins\n"+bad.line+"\n"), 0o600)
+		_, _, err := lookupKnownServer(path, "10.9.9.9:1")
+		if err == nil || !strings.HasPrefix(err.Error(), path+":2: ") || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("line %q: err = %v, want %s:2: ... %s", bad.line, err, path, bad.want)
+		}
+	}
+}
+
+// TestKnownServersThroughALink: a known_servers that is a symbolic link
+// stays a link; the pin is written to the file it names, by a rename in
+// that file's directory; forget does the same.
+func TestKnownServersThroughALink(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("symbolic links need privileges on Windows")
+	}
+	dir := t.TempDir()
+	target := filepath.Join(dir, "dotfiles", "known_servers")
+	os.MkdirAll(filepath.Dir(target), 0o700)
+	fp := fingerprint(&testRSAKey(t).PublicKey)
+	os.WriteFile(target, []byte("# mine\n10.0.0.7:5174 classic "+fp+"\n"), 0o640)
+	link := filepath.Join(dir, "config", "known_servers")
+	os.MkdirAll(filepath.Dir(link), 0o700)
+	if err := os.Symlink("../dotfiles/known_servers", link); err != nil {
+		t.Fatal(err)
+	}
+	ts := startTestServer(t, serverConfig{})
+	if _, err := dialTest(t, ts.addr, clientConfig{Name: "a", KnownServers: link}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("known_servers is no longer a link: %v %v", st.Mode(), err)
+	}
+	data, _ := os.ReadFile(target)
+	if want := "# mine\n10.0.0.7:5174 classic " + fp + "\n" + ts.addr + " classic " + fp + "\n"; string(data) != want {
+		t.Errorf("the link's target = %q, want %q", data, want)
+	}
+	if st, _ := os.Stat(target); st.Mode().Perm() != 0o640 {
+		t.Errorf("the target's mode became %v", st.Mode().Perm())
+	}
+	if n, err := forgetKnownServer(link, "10.0.0.7:5174"); n != 1 || err != nil {
+		t.Fatalf("forget through the link: %d, %v", n, err)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("forget replaced the link: %v %v", st.Mode(), err)
+	}
+	if data, _ := os.ReadFile(target); strings.Contains(string(data), "10.0.0.7") {
+		t.Errorf("forget left the pin in the target: %q", data)
+	}
+}
+
+// FuzzCanonicalAddr: a canonical address is its own canonical form, so a
+// pin written once is found again by the same spelling; and a pin line
+// parses to canonical addresses or to an error naming its line.
+func FuzzCanonicalAddr(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:5174", "LOCALHOST.:05174", "[::ffff:7f00:1]:1", "[fe80::1%eth0]:5174", "a,b:1", "\ufeffx:1", "host_1.:0"} {
+		f.Add(s)
+	}
+	fp := "SHA256:" + strings.Repeat("A", 43)
+	f.Fuzz(func(t *testing.T, s string) {
+		if c, err := canonicalAddr(s); err == nil {
+			if again, err := canonicalAddr(c); again != c || err != nil {
+				t.Fatalf("canonicalAddr(%q) = %q, then %q, %v", s, c, again, err)
+			}
+			if pinKey(pinKey(c)) != pinKey(c) {
+				t.Fatalf("pinKey(%q) is not stable", c)
+			}
+		}
+		pins, err := parseKnownServers("k", []byte(s+" modern "+fp+"\n"))
+		if err != nil {
+			if !regexp.MustCompile(`^k:\d+: `).MatchString(err.Error()) {
+				t.Fatalf("error %q names no line", err)
+			}
+			return
+		}
+		for _, p := range pins {
+			for _, a := range p.addrs() {
+				if c, err := canonicalAddr(a); c != a || err != nil {
+					t.Fatalf("line %q gave the address %q, not canonical (%q, %v)", s, a, c, err)
+				}
+			}
+		}
+	})
 }

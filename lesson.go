@@ -542,6 +542,7 @@ func replayToHTML(capturePath, out string, opts *replayOptions, stdout, stderr i
 	f, err := createLessonFile(out)
 	if err != nil {
 		errorf(stderr, "%v", err)
+		outputHint(stderr, err)
 		return 1
 	}
 	o := newHTMLOutput(f, opts)
@@ -575,17 +576,9 @@ func replayToHTML(capturePath, out string, opts *replayOptions, stdout, stderr i
 
 // createLessonFile creates or truncates the lesson page at path, mode 0600
 // (the page holds what the keys decrypted), and tightens the mode of a file
-// that was already there.
+// that was already there; a link is refused (createOutput).
 func createLessonFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return createOutput(path, outputTruncate, true)
 }
 
 // wireView is a frame's bytes as a sniffer reads them: text when they are

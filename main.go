@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/fatih/color"
 	"github.com/mattn/go-isatty"
@@ -83,7 +84,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 0
 	case "help":
 		return runHelp(ctx, args[1:], stdin, stdout, stderr)
-	case "version":
+	case "version", "-version", "--version":
 		return runVersion(args[1:], stdout, stderr)
 	case "forget":
 		return runForget(args[1:], stdout, stderr)
@@ -101,8 +102,52 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runDemo(ctx, args[1:], stdout, stderr)
 	}
 	errorf(stderr, "unknown subcommand %q", args[0])
-	hintf(stderr, `run "encchat help" for the list of subcommands`)
+	unknownSubcommandHint(stderr, args[0])
 	return 2
+}
+
+// unknownSubcommandHint suggests the subcommand a mistyped one is closest
+// to ("clinet": client), or the list of them. A suggestion is at most one
+// edit (a letter added, dropped, changed, or two swapped) per three letters.
+func unknownSubcommandHint(w io.Writer, name string) {
+	best, bestDist := "", max(1, utf8.RuneCountInString(name)/3)+1
+	for sub := range subcommands {
+		if d := editDistance(strings.ToLower(name), sub); d < bestDist || d == bestDist && sub < best {
+			best, bestDist = sub, d
+		}
+	}
+	if best != "" {
+		hintf(w, "did you mean \"encchat %s\"?", best)
+		return
+	}
+	hintf(w, `run "encchat help" for the list of subcommands`)
+}
+
+// editDistance is the Damerau-Levenshtein (optimal string alignment)
+// distance between a and b: a swap of two neighbours is one edit.
+func editDistance(a, b string) int {
+	x, y := []rune(a), []rune(b)
+	d := make([][]int, len(x)+1)
+	for i := range d {
+		d[i] = make([]int, len(y)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(x); i++ {
+		for j := 1; j <= len(y); j++ {
+			cost := 1
+			if x[i-1] == y[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && x[i-1] == y[j-2] && x[i-2] == y[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(x)][len(y)]
 }
 
 // errorf prints "encchat: what went wrong" to stderr.
@@ -146,7 +191,7 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 // runHelp is "encchat help [SUBCOMMAND]".
 func runHelp(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch {
-	case len(args) == 0:
+	case len(args) == 0, len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
 		fmt.Fprint(stdout, usage)
 		return 0
 	case len(args) > 1:
@@ -155,7 +200,7 @@ func runHelp(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	if _, ok := subcommands[args[0]]; !ok {
 		errorf(stderr, "help: unknown subcommand %q", args[0])
-		hintf(stderr, `run "encchat help" for the list of subcommands`)
+		unknownSubcommandHint(stderr, args[0])
 		return 2
 	}
 	return run(ctx, []string{args[0], "-h"}, stdin, stdout, stderr)
@@ -238,10 +283,18 @@ func runForget(args []string, stdout, stderr io.Writer) int {
 }
 
 // withDefaultPort checks a HOST:PORT address and adds the seed's port 5174
-// to one given without a port ("127.0.0.1", "localhost", "::1").
+// to one given without a port ("127.0.0.1", "localhost", "::1"). A bare
+// number is a port on this machine alone ("5174": 127.0.0.1:5174), as the
+// default address is: a server open to the LAN is asked for as ":5174".
 func withDefaultPort(addr string) (string, error) {
 	if addr == "" {
 		return "", errors.New("the address is empty: want HOST:PORT, such as " + defaultAddr)
+	}
+	if strings.Trim(addr, "0123456789") == "" {
+		if n, err := strconv.Atoi(addr); err != nil || n > 65535 {
+			return "", fmt.Errorf("%q: the port must be a number from 0 to 65535", addr)
+		}
+		return net.JoinHostPort("127.0.0.1", addr), nil
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -264,9 +317,15 @@ func listenHint(w io.Writer, err error) {
 		hintf(w, "is another server running? pick another port with -listen 127.0.0.1:PORT")
 	case errors.Is(err, syscall.EACCES):
 		hintf(w, "ports below 1024 need privileges; pick a higher one, such as -listen %s", defaultAddr)
-	case errors.Is(err, syscall.EADDRNOTAVAIL):
+	case errors.Is(err, syscall.EADDRNOTAVAIL), isLookupError(err):
 		hintf(w, "this machine has no such address: 127.0.0.1 is this machine alone, :%s listens on all of its addresses", defaultPort)
 	}
+}
+
+// isLookupError reports whether err is a host name that did not resolve.
+func isLookupError(err error) bool {
+	var dns *net.DNSError
+	return errors.As(err, &dns)
 }
 
 // colorEnabled decides colour for w: off with -no-color, NO_COLOR, or when

@@ -1,17 +1,20 @@
 // Tests of the command line (main.go): help and version, the forms of
 // -fingerprint, addresses and their default port, the server's limits,
-// hints for a port in use and for a peer that is not an encchat server,
-// -rsa-key default, and forget.
+// hints for a port in use, a peer that is not an encchat server, a name
+// that does not resolve and a mistyped subcommand, -rsa-key default, and
+// forget.
 
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -115,12 +118,14 @@ func TestWithDefaultPort(t *testing.T) {
 		"127.0.0.1:6000": "127.0.0.1:6000",
 		":5174":          ":5174",
 		"[::1]:0":        "[::1]:0",
+		"5174":           "127.0.0.1:5174", // a bare port: this machine alone
+		"0":              "127.0.0.1:0",
 	} {
 		if got, err := withDefaultPort(in); err != nil || got != want {
 			t.Errorf("withDefaultPort(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "127.0.0.1:99999", "127.0.0.1:-1", "127.0.0.1:http", "a:b:c"} {
+	for _, in := range []string{"", "127.0.0.1:99999", "127.0.0.1:-1", "127.0.0.1:http", "a:b:c", "99999"} {
 		if got, err := withDefaultPort(in); err == nil {
 			t.Errorf("withDefaultPort(%q) = %q, want an error", in, got)
 		}
@@ -299,5 +304,170 @@ func TestForget(t *testing.T) {
 		if code, _, errs := runCLI(t, args...); code != 2 || errs == "" {
 			t.Errorf("%q: exit %d, stderr %q; want 2", args, code, errs)
 		}
+	}
+}
+
+// cliServer is "encchat server" run in process by a test.
+type cliServer struct {
+	addr   string
+	cancel context.CancelFunc
+	done   chan int
+	code   int
+	ended  bool
+}
+
+// startCLIServer runs "encchat server ARGS" until stop or the test's end,
+// and reads the address from its banner.
+func startCLIServer(t *testing.T, args ...string) *cliServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &cliServer{cancel: cancel, done: make(chan int, 1)}
+	pr, pw := io.Pipe()
+	go func() {
+		s.done <- run(ctx, append([]string{"server", "-no-color"}, args...), strings.NewReader(""), pw, io.Discard)
+		pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	for s.addr == "" && lines.Scan() {
+		if a, ok := strings.CutPrefix(lines.Text(), "Server: "); ok {
+			s.addr = a
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	t.Cleanup(func() { s.stop() })
+	if s.addr == "" {
+		t.Fatalf("encchat server %q ended (exit %d) without its banner", args, s.stop())
+	}
+	return s
+}
+
+// stop interrupts the server, as Ctrl-C does, and returns its exit code.
+func (s *cliServer) stop() int {
+	if !s.ended {
+		s.cancel()
+		s.code, s.ended = <-s.done, true
+	}
+	return s.code
+}
+
+// TestBarePort: "-listen 5174" and "-connect 5174" are port 5174 of this
+// machine (127.0.0.1), where the server listens by default, not a host
+// named 5174.
+func TestBarePort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close() // the port the server is to take
+	srv := startCLIServer(t, "-ephemeral", "-listen", port)
+	if srv.addr != "127.0.0.1:"+port {
+		t.Fatalf("-listen %s: the server listens on %s, want 127.0.0.1:%s", port, srv.addr, port)
+	}
+	var out, errb syncBuffer
+	code := runClientCommand(context.Background(), []string{"-connect", port, "-name", "bot", "-insecure"}, strings.NewReader("/quit\n"), &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "Connecting to server at 127.0.0.1:"+port+"...") {
+		t.Errorf("-connect %s: exit %d, stdout:\n%s\nstderr:\n%s", port, code, out.String(), errb.String())
+	}
+	if code := srv.stop(); code != 0 {
+		t.Errorf("server: exit %d", code)
+	}
+}
+
+// TestConnectHints: a name that does not resolve is not "is the server
+// running?"; a closed port is.
+func TestConnectHints(t *testing.T) {
+	code, _, errs := runCLI(t, "client", "-connect", "no-such-host.invalid:5174", "-name", "bot", "-insecure")
+	if code != 1 || !strings.Contains(errs, "encchat: hint: no such host: check the name in -connect HOST:PORT") || strings.Contains(errs, "server running") {
+		t.Errorf("unknown host: exit %d, stderr:\n%s", code, errs)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	code, _, errs = runCLI(t, "client", "-connect", closed, "-name", "bot", "-insecure")
+	if code != 1 || !strings.Contains(errs, "connection refused") || !strings.Contains(errs, "encchat: hint: is the server running?") {
+		t.Errorf("closed port: exit %d, stderr:\n%s", code, errs)
+	}
+	code, _, errs = runCLI(t, "server", "-ephemeral", "-listen", "no-such-host.invalid:0")
+	if code != 1 || !strings.Contains(errs, "this machine has no such address") {
+		t.Errorf("server -listen on an unknown host: exit %d, stderr:\n%s", code, errs)
+	}
+}
+
+// TestDidYouMean: a mistyped subcommand gets the one it is closest to;
+// a word that is none of them gets the list.
+func TestDidYouMean(t *testing.T) {
+	for typed, want := range map[string]string{"clinet": "client", "sever": "server", "Server": "server", "replya": "replay",
+		"verison": "version", "tpa": "tap", "bnech": "bench"} {
+		code, _, errs := runCLI(t, typed)
+		if code != 2 || !strings.Contains(errs, "encchat: unknown subcommand \""+typed+"\"\nencchat: hint: did you mean \"encchat "+want+"\"?\n") {
+			t.Errorf("%s: exit %d, stderr %q, want a hint naming %s", typed, code, errs, want)
+		}
+	}
+	for _, typed := range []string{"xyz", "ab", "chat"} {
+		code, _, errs := runCLI(t, typed)
+		if code != 2 || strings.Contains(errs, "did you mean") || !strings.Contains(errs, `run "encchat help" for the list of subcommands`) {
+			t.Errorf("%s: exit %d, stderr %q, want the list", typed, code, errs)
+		}
+	}
+	if code, _, errs := runCLI(t, "help", "clinet"); code != 2 || !strings.Contains(errs, `did you mean "encchat client"?`) {
+		t.Errorf("help clinet: exit %d, stderr %q", code, errs)
+	}
+}
+
+// TestVersionAndHelpFlags: --version and -version are "version"; "help -h"
+// and "help --help" print the usage.
+func TestVersionAndHelpFlags(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"version"}} {
+		code, out, errs := runCLI(t, args...)
+		if code != 0 || !strings.HasPrefix(out, "encchat ") || errs != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out, errs)
+		}
+	}
+	for _, args := range [][]string{{"help", "-h"}, {"help", "--help"}, {"help", "-help"}} {
+		code, out, errs := runCLI(t, args...)
+		if code != 0 || out != usage || errs != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out, errs)
+		}
+	}
+}
+
+// TestDroppedRecordLog: the server's log says once that a record did not
+// decrypt ("record record does not decrypt" said it twice).
+func TestDroppedRecordLog(t *testing.T) {
+	ts := startTestServer(t, serverConfig{})
+	conn, _ := rawClassic(t, ts.addr, "mallory")
+	writeFrame(conn, []byte("AAAA"))
+	ev := ts.logged(t, evDropped, "(1 so far)")
+	if ev.Text != "mallory: record does not decrypt, dropped (1 so far)" {
+		t.Errorf("log: %q", ev.Text)
+	}
+}
+
+// TestSecuredLineCentred: the walk-through's last line is centred in 70
+// columns as the seed's titles are (11 spaces for the classic line).
+func TestSecuredLineCentred(t *testing.T) {
+	srv := startReplServer(t)
+	code, out, errs := runReplClient(t, replOptions(srv.addr, "bot"), strings.NewReader("/quit\n"))
+	const cipher = "All communication will be encrypted with AES-256"
+	want := "\n" + strings.Repeat(" ", 11) + cipher + strings.Repeat(" ", 11) + "\n"
+	if code != 0 || !strings.Contains(out, want) || center70(cipher) != want[1:len(want)-1] {
+		t.Errorf("exit %d, stdout lacks %q:\n%s\nstderr:\n%s", code, want, out, errs)
+	}
+}
+
+// TestFingerprintMismatchHint: the hint after a -fingerprint mismatch says
+// where an encchat server prints its fingerprint, and that the seed's
+// server prints none.
+func TestFingerprintMismatchHint(t *testing.T) {
+	srv := startReplServer(t)
+	o := replOptions(srv.addr, "bot")
+	o.insecure, o.fingerprint = false, "SHA256:"+strings.Repeat("A", 43)
+	code, _, errs := runReplClient(t, o, strings.NewReader("never sent\n"))
+	if code != 1 || !strings.Contains(errs, "encchat: hint: "+fingerprintSourceHint+"\n") || !strings.Contains(fingerprintSourceHint, "seed's Python server prints none") {
+		t.Errorf("exit %d, stderr:\n%s", code, errs)
 	}
 }

@@ -342,12 +342,10 @@ func replayToPcap(capturePath, out string, conn int, keys *replayKeys, stdout, s
 	}
 	defer in.Close()
 	ng := isPcapngName(out)
-	f, err := os.Create(out)
-	if err == nil && keys.given() {
-		err = f.Chmod(0o600)
-	}
+	f, err := createOutput(out, outputTruncate, keys.given())
 	if err != nil {
 		errorf(stderr, "%v", err)
+		outputHint(stderr, err)
 		return 1
 	}
 	bw := bufio.NewWriterSize(f, 64<<10)

@@ -75,6 +75,7 @@ func runClient(ctx context.Context, o clientOptions, stdin io.Reader, stdout, st
 	rec, kl, closeFiles, err := openRecordFiles(o.record, o.keylog, "client", o.connect)
 	if err != nil {
 		errorf(stderr, "%v", err)
+		outputHint(stderr, err)
 		return 1
 	}
 	defer closeFiles()
@@ -205,7 +206,7 @@ func (c *chatClient) connect(ctx context.Context, name string, rec *capture, kl 
 			return nil, 1
 		}
 		errorf(c.errw, "cannot connect to %s: %v", c.o.connect, err)
-		hintf(c.errw, "is the server running? start one with \"encchat server\", or pick the address with -connect HOST:PORT")
+		dialHint(c.errw, err)
 		return nil, 1
 	}
 	fmt.Fprintln(c.out, c.pal.join.Sprint("✓ TCP connection established"))
@@ -317,7 +318,7 @@ func (c *chatClient) keyWarning(e *keyMismatchError) {
 	}
 	errorf(w, "the key of %s %s: the connection was closed before your username was sent", addr, what)
 	if e.Source == "-fingerprint" {
-		hintf(w, "compare with the fingerprint the server's banner prints (\"Key: RSA-2048 SHA256:...\")")
+		hintf(w, "%s", fingerprintSourceHint)
 		return
 	}
 	hintf(w, "if the change is expected (the seed's server makes a new key at every start), forget the old key with: %s", c.forgetCommand(e.Addr))
@@ -340,7 +341,7 @@ func (c *chatClient) secured() {
 	fmt.Fprintln(c.out)
 	fmt.Fprintln(c.out, bar70)
 	fmt.Fprintln(c.out, c.pal.join.Sprint(center70(securedTitle)))
-	fmt.Fprintln(c.out, "         "+cipher)
+	fmt.Fprintln(c.out, center70(cipher))
 	fmt.Fprintln(c.out, bar70)
 	welcome := sanitizeForTerminal(c.cs.Welcome())
 	c.list.observe(welcome)

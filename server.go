@@ -643,7 +643,7 @@ func (s *server) readLoop(m *member) {
 			// Classic records carry no MAC: a corrupted one is dropped and
 			// counted, the same way whatever failed (no padding oracle).
 			dropped++
-			s.logf(evDropped, "%s: record %v (%d so far)", m.name, err, dropped)
+			s.logf(evDropped, "%s: %v, dropped (%d so far)", m.name, err, dropped)
 			continue
 		}
 		if wait := limit.take(s.cfg.Now()); wait > 0 && !s.slowDown(m, &limit, wait) {

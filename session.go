@@ -46,6 +46,8 @@ type clientConfig struct {
 	Step         func(handshakeStep)
 	Timeout      time.Duration // for the whole handshake; default 15s
 	HelloTimeout time.Duration // for the server's first frame, when shorter than Timeout (the client UI uses helloTimeout)
+
+	peer net.Addr // the address the connection reached, which also keys the pin
 }
 
 // keyMismatchError is a server key that does not match its pin.
@@ -98,6 +100,7 @@ func clientHandshake(conn net.Conn, cfg clientConfig) (*clientSession, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 15 * time.Second
 	}
+	cfg.peer = conn.RemoteAddr()
 	conn = cfg.Record.wrapConn(conn, "client")
 	conn.SetDeadline(time.Now().Add(cfg.Timeout))
 	rw := frameRW{bufio.NewReaderSize(conn, clientReadBuffer), conn}
@@ -226,9 +229,11 @@ func startOfReply(b string) string {
 // checkServerKey applies -insecure, -fingerprint and the known-servers pin,
 // before the client sends anything. -fingerprint is checked in addition to
 // the pin, never instead of it: an address pinned as modern refuses
-// classic either way. It returns a note for the walk-through, and the key
-// as seen, for recordServerKey once the handshake proves the server holds
-// it (nil: no known-servers file, or -insecure).
+// classic either way. The pin is found under the address as typed, in any
+// spelling, and under the address the connection reached (pinAddrs). It
+// returns a note for the walk-through, and the key as seen, for
+// recordServerKey once the handshake proves the server holds it (nil: no
+// known-servers file, or -insecure).
 func (cfg clientConfig) checkServerKey(pub *rsa.PublicKey, suite string) (string, *knownServer, error) {
 	fp := fingerprint(pub)
 	if cfg.Insecure {
@@ -243,12 +248,16 @@ func (cfg clientConfig) checkServerKey(pub *rsa.PublicKey, suite string) (string
 		}
 		return "Server key " + fp + " (no known-servers file: not pinned)", nil, nil
 	}
-	seen := knownServer{addr: cfg.Addr, suite: suite, fingerprint: fp}
-	have, ok, err := lookupKnownServer(cfg.KnownServers, cfg.Addr)
+	addrs, err := pinAddrs(cfg.Addr, cfg.peer)
 	if err != nil {
 		return "", nil, err
 	}
-	note, _, err := cfg.comparePin(seen, have, ok)
+	seen := knownServer{addr: strings.Join(addrs, ","), suite: suite, fingerprint: fp}
+	have, err := lookupKnownServers(cfg.KnownServers, addrs)
+	if err != nil {
+		return "", nil, err
+	}
+	note, _, err := cfg.comparePin(seen, have)
 	if err != nil {
 		return "", nil, err
 	}
@@ -256,12 +265,13 @@ func (cfg clientConfig) checkServerKey(pub *rsa.PublicKey, suite string) (string
 }
 
 // recordServerKey writes what the handshake proved to known_servers: a
-// first contact's pin, or a classic pin upgraded to modern. The file is
-// read again under its lock, and a different pin that appeared since the
-// check (another client's first contact) refuses this session.
+// first contact's pin, a classic pin upgraded to modern, or a pin that
+// learns another spelling of the server's address. The file is read again
+// under its lock, and a different pin that appeared since the check
+// (another client's first contact) refuses this session.
 func (cfg clientConfig) recordServerKey(seen knownServer) error {
-	err := updateKnownServer(cfg.KnownServers, seen.addr, func(have knownServer, ok bool) (*knownServer, error) {
-		_, write, err := cfg.comparePin(seen, have, ok)
+	err := updateKnownServer(cfg.KnownServers, seen.addrs(), func(have []knownServerLine) (*knownServer, error) {
+		_, write, err := cfg.comparePin(seen, have)
 		return write, err
 	})
 	var mismatch *keyMismatchError
@@ -272,33 +282,60 @@ func (cfg clientConfig) recordServerKey(seen knownServer) error {
 	return err
 }
 
-// comparePin compares the key and suite seen now with addr's pin (ok
-// false: none). It returns the walk-through's note, and the line to write
-// (nil: nothing), or the refusal: a classic answer where the pin says
-// modern, or another key than the pin's (unless -fingerprint checked it).
-func (cfg clientConfig) comparePin(seen, have knownServer, ok bool) (note string, write *knownServer, err error) {
+// comparePin compares the key and suite seen now with the pins that name
+// the server (none: a first contact). It returns the walk-through's note,
+// and the server's one pin to write (nil: nothing), or the refusal: a
+// classic answer where a pin says modern, or another key than a pin's
+// (unless -fingerprint checked it). A refusal names the pin by the address
+// it has in the file, which is what "encchat forget" takes.
+func (cfg clientConfig) comparePin(seen knownServer, have []knownServerLine) (note string, write *knownServer, err error) {
 	file := cfg.KnownServers
+	if len(have) == 0 {
+		switch {
+		case cfg.Suite == suiteModern && seen.suite == suiteClassic:
+			return "", nil, &downgradeError{Addr: cfg.Addr, Want: suiteModern, Got: seen.suite, Why: "-suite modern was asked for"}
+		case cfg.Fingerprint != "":
+			return "Server key " + seen.fingerprint + " matches -fingerprint: pinned in " + file, &seen, nil
+		}
+		return "Server key " + seen.fingerprint + " first seen now: pinned in " + file, &seen, nil
+	}
+	upgrade := false
+	for _, h := range have {
+		switch {
+		case h.suite == suiteModern && seen.suite == suiteClassic:
+			return "", nil, &downgradeError{Addr: h.as, Want: suiteModern, Got: seen.suite, Why: "it is pinned as modern in " + file}
+		case !sameFingerprint(seen.fingerprint, h.fingerprint) && cfg.Fingerprint != "":
+			return "Server key " + seen.fingerprint + " matches -fingerprint (the pin in " + file + " names another key, and is left as it is)", nil, nil
+		case !sameFingerprint(seen.fingerprint, h.fingerprint):
+			return "", nil, &keyMismatchError{Addr: h.as, Want: h.fingerprint, Got: seen.fingerprint, Source: "the pin in " + file}
+		case h.suite == suiteClassic && seen.suite == suiteModern:
+			upgrade = true
+		}
+	}
+	// One server, one pin: every address it is known by, on one line.
+	merged := knownServer{suite: seen.suite, fingerprint: have[0].fingerprint}
+	var all []string
+	for _, h := range have {
+		all = append(all, h.addrs()...)
+	}
+	for _, a := range append(all, seen.addrs()...) {
+		if merged.addr == "" {
+			merged.addr = a
+		} else if merged.named([]string{a}) == "" {
+			merged.addr += "," + a
+		}
+	}
+	if len(have) > 1 || merged != have[0].knownServer {
+		write = &merged
+	}
 	matches := "Server key " + seen.fingerprint + " matches "
 	if cfg.Fingerprint != "" {
 		matches += "-fingerprint and "
 	}
-	switch {
-	case !ok && cfg.Suite == suiteModern && seen.suite == suiteClassic:
-		return "", nil, &downgradeError{Addr: seen.addr, Want: suiteModern, Got: seen.suite, Why: "-suite modern was asked for"}
-	case !ok && cfg.Fingerprint != "":
-		return "Server key " + seen.fingerprint + " matches -fingerprint: pinned in " + file, &seen, nil
-	case !ok:
-		return "Server key " + seen.fingerprint + " first seen now: pinned in " + file, &seen, nil
-	case have.suite == suiteModern && seen.suite == suiteClassic:
-		return "", nil, &downgradeError{Addr: seen.addr, Want: suiteModern, Got: seen.suite, Why: "it is pinned as modern in " + file}
-	case !sameFingerprint(seen.fingerprint, have.fingerprint) && cfg.Fingerprint != "":
-		return "Server key " + seen.fingerprint + " matches -fingerprint (the pin in " + file + " names another key, and is left as it is)", nil, nil
-	case !sameFingerprint(seen.fingerprint, have.fingerprint):
-		return "", nil, &keyMismatchError{Addr: seen.addr, Want: have.fingerprint, Got: seen.fingerprint, Source: "the pin in " + file}
-	case have.suite == suiteClassic && seen.suite == suiteModern:
-		return matches + "the pin in " + file + " (classic): it becomes modern, so a classic answer from " + seen.addr + " will be refused", &seen, nil
+	if upgrade {
+		return matches + "the pin in " + file + " (classic): it becomes modern, so a classic answer from " + cfg.Addr + " will be refused", write, nil
 	}
-	return matches + "the pin in " + file, nil, nil
+	return matches + "the pin in " + file, write, nil
 }
 
 // Welcome is the server's welcome text.

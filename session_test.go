@@ -305,7 +305,8 @@ func TestConcurrentFirstContacts(t *testing.T) {
 	if !errors.As(errs[loser], &km) || km.Want != wantFP || km.Got != fingerprint(&servers[loser].cfg.Key.PublicKey) {
 		t.Fatalf("the second first contact: err = %v, want the key-changed refusal naming the pinned key", errs[loser])
 	}
-	if data, _ := os.ReadFile(known); string(data) != pinAddr+" classic "+wantFP+"\n" {
+	// The pin names the server as typed and as reached (CheckHostIP).
+	if data, _ := os.ReadFile(known); string(data) != pinAddr+","+servers[winner].addr+" classic "+wantFP+"\n" {
 		t.Errorf("known_servers = %q, want the one winning pin", data)
 	}
 	// The loser hung up after the handshake, before its username.

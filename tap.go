@@ -153,6 +153,7 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 		if rec, err = openCapture(*record, "tap", *upstream); err != nil {
 			ln.Close()
 			errorf(stderr, "%v", err)
+			outputHint(stderr, err)
 			return 1
 		}
 	}
