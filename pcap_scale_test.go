@@ -1,0 +1,165 @@
+// Tests and benchmarks of the pcap reader's cost on crafted captures: many
+// idle connections, then packets far apart in time or acknowledgements past
+// a gap. Reading must cost in proportion to the capture's size, and the
+// connections followed at once are bounded.
+
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/netip"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+// craftedPcap writes a raw-IPv4 pcap: idle SYNs to port 5174 from idle
+// distinct clients, then one encchat connection whose m packets come 11 s
+// apart (each one past the reader's wait for missing bytes); with acks,
+// every second one of them arrives ahead of its turn and the next, from
+// the server, acknowledges the bytes it skipped.
+func craftedPcap(tb testing.TB, idle, m int, acks bool) []byte {
+	tb.Helper()
+	var out bytes.Buffer
+	w := pcapgo.NewWriter(&out)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeRaw); err != nil {
+		tb.Fatal(err)
+	}
+	buf := gopacket.NewSerializeBuffer()
+	opts := gopacket.SerializeOptions{FixLengths: true}
+	t0 := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	write := func(t time.Time, src, dst netip.AddrPort, tcp layers.TCP, payload []byte) {
+		ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: src.Addr().AsSlice(), DstIP: dst.Addr().AsSlice()}
+		tcp.SrcPort, tcp.DstPort, tcp.Window = layers.TCPPort(src.Port()), layers.TCPPort(dst.Port()), 65535
+		if err := gopacket.SerializeLayers(buf, opts, ip, &tcp, gopacket.Payload(payload)); err != nil {
+			tb.Fatal(err)
+		}
+		b := buf.Bytes()
+		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: t, CaptureLength: len(b), Length: len(b)}, b); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	server := netip.MustParseAddrPort("10.0.0.1:5174")
+	for i := 0; i < idle; i++ {
+		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1 + byte(i>>16), byte(i >> 8), byte(i)}), 40000)
+		write(t0.Add(time.Duration(i)*time.Microsecond), client, server, layers.TCP{SYN: true, Seq: 1000}, nil)
+	}
+	client := netip.MustParseAddrPort("10.0.0.2:50000")
+	t := t0.Add(time.Second)
+	cseq, sseq := uint32(5000), uint32(9000)
+	write(t, client, server, layers.TCP{SYN: true, Seq: cseq - 1}, nil)
+	write(t, server, client, layers.TCP{SYN: true, ACK: true, Seq: sseq - 1, Ack: cseq}, nil)
+	frame := []byte("0000000004abcd")
+	for i := 0; i < m; i++ {
+		t = t.Add(11 * time.Second)
+		switch {
+		case acks && i%2 == 0: // ahead of its turn: one byte is never captured
+			write(t, client, server, layers.TCP{ACK: true, PSH: true, Seq: cseq + 1, Ack: sseq}, frame[1:])
+			cseq += uint32(len(frame))
+		case acks: // the server has every byte
+			write(t, server, client, layers.TCP{ACK: true, Seq: sseq, Ack: cseq}, nil)
+		default:
+			write(t, client, server, layers.TCP{ACK: true, PSH: true, Seq: cseq, Ack: sseq}, frame)
+			cseq += uint32(len(frame))
+		}
+	}
+	return out.Bytes()
+}
+
+// readAllEvents reads every event of a capture and returns how many
+// connections opened and the notes on the whole capture.
+func readAllEvents(tb testing.TB, data []byte) (opens int, notes []string) {
+	tb.Helper()
+	src, err := readCapture(bytes.NewReader(data))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var ev captureEvent
+	for {
+		err := src.next(&ev)
+		if err == io.EOF {
+			return opens, notes
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		switch {
+		case ev.Kind == capOpen:
+			opens++
+		case ev.Kind == capNote && ev.Conn == 0:
+			notes = append(notes, ev.Note)
+		}
+	}
+}
+
+// allocated is the bytes allocated while f ran.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestPcapReadLinear: doubling a crafted capture (idle connections, then
+// packets 11 s apart, or acknowledgements past a gap) at most doubles the
+// memory reading it allocates, plus a margin: the work per packet does not
+// grow with the connections open.
+func TestPcapReadLinear(t *testing.T) {
+	for _, acks := range []bool{false, true} {
+		t.Run(fmt.Sprintf("acks=%v", acks), func(t *testing.T) {
+			small, large := craftedPcap(t, 2000, 2000, acks), craftedPcap(t, 4000, 4000, acks)
+			a := allocated(func() { readAllEvents(t, small) })
+			b := allocated(func() { readAllEvents(t, large) })
+			t.Logf("%d B of pcap: %d B allocated; %d B: %d B", len(small), a, len(large), b)
+			if ratio := float64(b) / float64(a); ratio > 2.5 {
+				t.Errorf("twice the capture allocates %.1f times as much: reading is not linear", ratio)
+			}
+		})
+	}
+}
+
+// BenchmarkReplayPcapCrafted replays crafted captures of n idle SYNs and n
+// packets 11 s apart (and the same with acknowledgements past a gap), and
+// one of idle SYNs alone; it reports the peak heap.
+func BenchmarkReplayPcapCrafted(b *testing.B) {
+	type crafted struct {
+		name    string
+		idle, m int
+		acks    bool
+		syns    bool
+	}
+	var cases []crafted
+	for _, n := range []int{10000, 20000} {
+		cases = append(cases, crafted{fmt.Sprintf("idle=%d/late=%d", n, n), n, n, false, false})
+		cases = append(cases, crafted{fmt.Sprintf("idle=%d/acks=%d", n, n), n, n, true, false})
+	}
+	cases = append(cases, crafted{"syns=400000", 400000, 0, false, true})
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			data := craftedPcap(b, c.idle, c.m, c.acks)
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			peak := sampleHeapPeak()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				opts := &replayOptions{name: "crafted", view: "both", width: 120, keys: &replayKeys{}}
+				var out strings.Builder
+				if err := replayCapture(bytes.NewReader(data), opts, newTextOutput(io.Discard, opts)); err != nil {
+					b.Fatal(err)
+				}
+				_ = out
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(peak())/(1<<20), "peak-heap-MB")
+		})
+	}
+}
