@@ -1,3 +1,5 @@
+//go:build !js
+
 // TCP reassembly for the pcap reader: each direction of a connection put
 // back in sequence order. Segments that come ahead of their turn wait;
 // bytes sent twice are used once; bytes the capture lacks are given up as a
