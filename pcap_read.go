@@ -226,7 +226,7 @@ func (s *pcapSource) skippedNotes() []string {
 		notes = append(notes, s.cutShort)
 	}
 	if s.unfollowed > 0 {
-		notes = append(notes, fmt.Sprintf("%d %s skipped: %s began while %d TCP connections were open, the most encchat follows at once (those were read to their end)",
+		notes = append(notes, fmt.Sprintf("%d %s skipped: %s began while %d TCP connections were open, the most encchat follows at once; the connections followed were read to their end",
 			s.unfollowed, plural(s.unfollowed, "packet", "packets"), plural(s.unfollowed, "its connection", "their connections"), pcapMaxOpen))
 	}
 	if n := sumCounts(s.notTCP); n > 0 {
@@ -347,6 +347,10 @@ func (s *pcapSource) packet(data []byte, ci gopacket.CaptureInfo, lt layers.Link
 			return
 		}
 		if len(s.byKey) >= pcapMaxOpen {
+			if s.unfollowed == 0 {
+				s.queue = append(s.queue, pcapEvent{ev: captureEvent{Kind: capNote, T: s.since(ci.Timestamp),
+					Note: fmt.Sprintf("%d TCP connections are open, the most encchat follows at once: a connection that begins while so many are open is skipped", pcapMaxOpen)}})
+			}
 			s.unfollowed++
 			return
 		}

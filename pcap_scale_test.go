@@ -20,11 +20,11 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 )
 
-// craftedPcap writes a raw-IPv4 pcap: idle SYNs to port 5174 from idle
-// distinct clients, then one encchat connection whose m packets come 11 s
-// apart (each one past the reader's wait for missing bytes); with acks,
-// every second one of them arrives ahead of its turn and the next, from
-// the server, acknowledges the bytes it skipped.
+// craftedPcap writes a raw-IPv4 pcap: an encchat connection opens, then
+// idle SYNs to port 5174 come from distinct clients, then the connection's
+// m packets come 11 s apart (each one past the reader's wait for missing
+// bytes); with acks, every second one of them arrives ahead of its turn and
+// the next, from the server, acknowledges the bytes it skipped.
 func craftedPcap(tb testing.TB, idle, m int, acks bool) []byte {
 	tb.Helper()
 	var out bytes.Buffer
@@ -47,15 +47,15 @@ func craftedPcap(tb testing.TB, idle, m int, acks bool) []byte {
 		}
 	}
 	server := netip.MustParseAddrPort("10.0.0.1:5174")
-	for i := 0; i < idle; i++ {
-		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1 + byte(i>>16), byte(i >> 8), byte(i)}), 40000)
-		write(t0.Add(time.Duration(i)*time.Microsecond), client, server, layers.TCP{SYN: true, Seq: 1000}, nil)
-	}
 	client := netip.MustParseAddrPort("10.0.0.2:50000")
-	t := t0.Add(time.Second)
 	cseq, sseq := uint32(5000), uint32(9000)
-	write(t, client, server, layers.TCP{SYN: true, Seq: cseq - 1}, nil)
-	write(t, server, client, layers.TCP{SYN: true, ACK: true, Seq: sseq - 1, Ack: cseq}, nil)
+	write(t0, client, server, layers.TCP{SYN: true, Seq: cseq - 1}, nil)
+	write(t0, server, client, layers.TCP{SYN: true, ACK: true, Seq: sseq - 1, Ack: cseq}, nil)
+	for i := 0; i < idle; i++ {
+		idler := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1 + byte(i>>16), byte(i >> 8), byte(i)}), 40000)
+		write(t0.Add(time.Duration(i)*time.Microsecond), idler, server, layers.TCP{SYN: true, Seq: 1000}, nil)
+	}
+	t := t0.Add(time.Second)
 	frame := []byte("0000000004abcd")
 	for i := 0; i < m; i++ {
 		t = t.Add(11 * time.Second)
@@ -74,8 +74,9 @@ func craftedPcap(tb testing.TB, idle, m int, acks bool) []byte {
 }
 
 // readAllEvents reads every event of a capture and returns how many
-// connections opened and the notes on the whole capture.
-func readAllEvents(tb testing.TB, data []byte) (opens int, notes []string) {
+// connections opened, the data bytes of connection 1 and the notes on the
+// whole capture.
+func readAllEvents(tb testing.TB, data []byte) (opens, first int, notes []string) {
 	tb.Helper()
 	src, err := readCapture(bytes.NewReader(data))
 	if err != nil {
@@ -85,7 +86,7 @@ func readAllEvents(tb testing.TB, data []byte) (opens int, notes []string) {
 	for {
 		err := src.next(&ev)
 		if err == io.EOF {
-			return opens, notes
+			return opens, first, notes
 		}
 		if err != nil {
 			tb.Fatal(err)
@@ -95,6 +96,8 @@ func readAllEvents(tb testing.TB, data []byte) (opens int, notes []string) {
 			opens++
 		case ev.Kind == capNote && ev.Conn == 0:
 			notes = append(notes, ev.Note)
+		case ev.Kind == capData && ev.Conn == 1:
+			first += len(ev.Data)
 		}
 	}
 }
@@ -117,8 +120,12 @@ func TestPcapReadLinear(t *testing.T) {
 	for _, acks := range []bool{false, true} {
 		t.Run(fmt.Sprintf("acks=%v", acks), func(t *testing.T) {
 			small, large := craftedPcap(t, 2000, 2000, acks), craftedPcap(t, 4000, 4000, acks)
-			a := allocated(func() { readAllEvents(t, small) })
-			b := allocated(func() { readAllEvents(t, large) })
+			var got [2]int
+			a := allocated(func() { _, got[0], _ = readAllEvents(t, small) })
+			b := allocated(func() { _, got[1], _ = readAllEvents(t, large) })
+			if got[0] == 0 || got[1] < 2*got[0]-14 {
+				t.Fatalf("connection 1 carried %d and %d B: its packets were not read", got[0], got[1])
+			}
 			t.Logf("%d B of pcap: %d B allocated; %d B: %d B", len(small), a, len(large), b)
 			if ratio := float64(b) / float64(a); ratio > 2.5 {
 				t.Errorf("twice the capture allocates %.1f times as much: reading is not linear", ratio)
@@ -152,14 +159,33 @@ func BenchmarkReplayPcapCrafted(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				opts := &replayOptions{name: "crafted", view: "both", width: 120, keys: &replayKeys{}}
-				var out strings.Builder
 				if err := replayCapture(bytes.NewReader(data), opts, newTextOutput(io.Discard, opts)); err != nil {
 					b.Fatal(err)
 				}
-				_ = out
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(peak())/(1<<20), "peak-heap-MB")
 		})
+	}
+}
+
+// TestPcapReadOpenBound: past pcapMaxOpen connections open at once, new
+// ones are not followed: a note says so when it first happens and, at the
+// end, how many packets that skipped; the connections followed are read to
+// their end.
+func TestPcapReadOpenBound(t *testing.T) {
+	opens, first, notes := readAllEvents(t, craftedPcap(t, pcapMaxOpen+500, 20, false))
+	if opens != pcapMaxOpen {
+		t.Errorf("%d connections opened, want %d", opens, pcapMaxOpen)
+	}
+	if first != 20*14 {
+		t.Errorf("connection 1 carried %d B, want all %d", first, 20*14)
+	}
+	want := []string{
+		fmt.Sprintf("%d TCP connections are open, the most encchat follows at once: a connection that begins while so many are open is skipped", pcapMaxOpen),
+		"501 packets skipped: their connections began while",
+	}
+	if len(notes) != 2 || !strings.HasPrefix(notes[0], want[0]) || !strings.HasPrefix(notes[1], want[1]) {
+		t.Errorf("notes %q, want %q", notes, want)
 	}
 }
