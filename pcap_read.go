@@ -37,14 +37,13 @@ const capNote = "note"
 // encchatPort is the port a stream is taken as encchat's by (defaultPort).
 const encchatPort = 5174
 
-// What is held of a stream not yet known to be encchat's, and how many TCP
-// connections are followed at once (encchat's or not; a full server has
-// 1000 users): a connection that begins while that many are open is not
-// followed, and a note says how many packets that skipped.
+// What is held of a stream not yet known to be encchat's. TCP connections,
+// encchat's or not, are followed captureMaxOpen at once: a connection that
+// begins while that many are open is not followed, and a note says how
+// many packets that skipped.
 const (
 	pcapSniffLen     = headerLen + len("-----BEGIN PUBLIC KEY-----") // enough to tell a first frame
 	pcapMaxUndecided = 64 << 10                                      // bytes held before a stream is known
-	pcapMaxOpen      = 4096
 )
 
 // isPcapMagic reports whether b starts like a pcap (either byte order,
@@ -86,7 +85,7 @@ type pcapSource struct {
 	otherNames []string
 	overlap    [2]int // retransmitted segments and their bytes
 	reordered  int    // segments that arrived ahead of their turn
-	unfollowed int    // packets of connections begun while pcapMaxOpen were open
+	unfollowed int    // packets of connections begun while captureMaxOpen were open
 }
 
 // pcapEvent is one queued capture event and the stream it belongs to.
@@ -226,8 +225,8 @@ func (s *pcapSource) skippedNotes() []string {
 		notes = append(notes, s.cutShort)
 	}
 	if s.unfollowed > 0 {
-		notes = append(notes, fmt.Sprintf("%d %s skipped: %s began while %d TCP connections were open, the most encchat follows at once; the connections followed were read to their end",
-			s.unfollowed, plural(s.unfollowed, "packet", "packets"), plural(s.unfollowed, "its connection", "their connections"), pcapMaxOpen))
+		notes = append(notes, fmt.Sprintf("%d %s skipped: %s began while %d connections were open, the most encchat follows at once; the connections followed were read to their end",
+			s.unfollowed, plural(s.unfollowed, "packet", "packets"), plural(s.unfollowed, "its connection", "their connections"), captureMaxOpen))
 	}
 	if n := sumCounts(s.notTCP); n > 0 {
 		notes = append(notes, fmt.Sprintf("%d %s skipped: not TCP (%s)", n, plural(n, "packet", "packets"), describeCounts(s.notTCP)))
@@ -346,10 +345,9 @@ func (s *pcapSource) packet(data []byte, ci gopacket.CaptureInfo, lt layers.Link
 		if !tcp.SYN && len(tcp.Payload) == 0 {
 			return
 		}
-		if len(s.byKey) >= pcapMaxOpen {
+		if len(s.byKey) >= captureMaxOpen {
 			if s.unfollowed == 0 {
-				s.queue = append(s.queue, pcapEvent{ev: captureEvent{Kind: capNote, T: s.since(ci.Timestamp),
-					Note: fmt.Sprintf("%d TCP connections are open, the most encchat follows at once: a connection that begins while so many are open is skipped", pcapMaxOpen)}})
+				s.queue = append(s.queue, pcapEvent{ev: captureEvent{Kind: capNote, T: s.since(ci.Timestamp), Note: captureFullNote}})
 			}
 			s.unfollowed++
 			return

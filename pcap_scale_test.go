@@ -169,23 +169,49 @@ func BenchmarkReplayPcapCrafted(b *testing.B) {
 	}
 }
 
-// TestPcapReadOpenBound: past pcapMaxOpen connections open at once, new
+// TestPcapReadOpenBound: past captureMaxOpen connections open at once, new
 // ones are not followed: a note says so when it first happens and, at the
 // end, how many packets that skipped; the connections followed are read to
 // their end.
 func TestPcapReadOpenBound(t *testing.T) {
-	opens, first, notes := readAllEvents(t, craftedPcap(t, pcapMaxOpen+500, 20, false))
-	if opens != pcapMaxOpen {
-		t.Errorf("%d connections opened, want %d", opens, pcapMaxOpen)
+	opens, first, notes := readAllEvents(t, craftedPcap(t, captureMaxOpen+500, 20, false))
+	if opens != captureMaxOpen {
+		t.Errorf("%d connections opened, want %d", opens, captureMaxOpen)
 	}
 	if first != 20*14 {
 		t.Errorf("connection 1 carried %d B, want all %d", first, 20*14)
 	}
 	want := []string{
-		fmt.Sprintf("%d TCP connections are open, the most encchat follows at once: a connection that begins while so many are open is skipped", pcapMaxOpen),
+		fmt.Sprintf("%d connections are open, the most encchat follows at once: a connection that begins while so many are open is skipped", captureMaxOpen),
 		"501 packets skipped: their connections began while",
 	}
 	if len(notes) != 2 || !strings.HasPrefix(notes[0], want[0]) || !strings.HasPrefix(notes[1], want[1]) {
+		t.Errorf("notes %q, want %q", notes, want)
+	}
+}
+
+// TestCaptureReadOpenBound: an encchat capture is bounded the same way.
+// Past captureMaxOpen connections open at once, the records of a new one
+// are skipped; once one closes, a new one is followed again.
+func TestCaptureReadOpenBound(t *testing.T) {
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"encchat_capture":%d,"started":"2026-12-04T09:00:00Z","recorder":"test","addr":"127.0.0.1:5174"}`+"\n", captureVersion)
+	open := func(conn int) {
+		fmt.Fprintf(&b, `{"t":1,"conn":%d,"ev":"open","client":"127.0.0.1:%d","server":"127.0.0.1:5174"}`+"\n", conn, 1024+conn%60000)
+	}
+	for conn := 1; conn <= captureMaxOpen+10; conn++ {
+		open(conn)
+	}
+	fmt.Fprintf(&b, `{"t":2,"conn":1,"dir":"s2c","data":"MDAwMDAwMDAwMA=="}`+"\n")
+	fmt.Fprintf(&b, `{"t":2,"conn":%d,"dir":"s2c","data":"MDAwMDAwMDAwMA=="}`+"\n", captureMaxOpen+1)
+	fmt.Fprintf(&b, `{"t":3,"conn":1,"ev":"close"}`+"\n")
+	open(captureMaxOpen + 11)
+	opens, first, notes := readAllEvents(t, []byte(b.String()))
+	if opens != captureMaxOpen+1 || first != 10 {
+		t.Errorf("%d connections opened, connection 1 carried %d B; want %d and 10", opens, first, captureMaxOpen+1)
+	}
+	want := []string{captureFullNote, "10 connections skipped (11 records): they began while 4096 were open"}
+	if len(notes) != 2 || notes[0] != want[0] || !strings.HasPrefix(notes[1], want[1]) {
 		t.Errorf("notes %q, want %q", notes, want)
 	}
 }
