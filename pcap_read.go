@@ -62,20 +62,21 @@ func isPcapMagic(b []byte) bool {
 
 // pcapSource reads a pcap or pcapng file as capture events.
 type pcapSource struct {
-	read    func() ([]byte, gopacket.CaptureInfo, layers.LinkType, error)
-	ng      *pcapgo.NgReader // nil for a pcap
-	hdr     captureHeader
-	started time.Time
-	last    time.Time   // the latest packet time seen
-	streams int         // streams created, to order those open at the end
-	queue   []pcapEvent // events the last packet produced
-	events  []pcapEvent // the queue being handed out by next
-	conns   int         // encchat connections numbered so far
-	packets int
-	byKey   map[pcapKey]*pcapStream // the streams open
-	waits   []tcpWait               // waits for missing bytes, oldest first
-	pages   int                     // pages of segments waiting, in all
-	done    bool
+	read      func() ([]byte, gopacket.CaptureInfo, layers.LinkType, error)
+	ng        *pcapgo.NgReader // nil for a pcap
+	hdr       captureHeader
+	started   time.Time
+	last      time.Time   // the latest packet time seen
+	streams   int         // streams created, to order those open at the end
+	queue     []pcapEvent // events the last packet produced
+	events    []pcapEvent // the queue being handed out by next
+	conns     int         // encchat connections numbered so far
+	packets   int
+	byKey     map[pcapKey]*pcapStream // the streams open
+	waits     []tcpWait               // waits for missing bytes, oldest first
+	liveWaits int                     // waits on at the last sweep of waits
+	pages     int                     // pages of segments waiting, in all
+	done      bool
 
 	// What was skipped, for the notes at the end.
 	notTCP     map[string]int

@@ -23,9 +23,11 @@ import (
 // craftedPcap writes a raw-IPv4 pcap: an encchat connection opens, then
 // idle SYNs to port 5174 come from distinct clients, then the connection's
 // m packets come 11 s apart (each one past the reader's wait for missing
-// bytes); with acks, every second one of them arrives ahead of its turn and
-// the next, from the server, acknowledges the bytes it skipped.
-func craftedPcap(tb testing.TB, idle, m int, acks bool) []byte {
+// bytes). Modes: "late", frames in order; "acks", every second packet
+// arrives ahead of its turn and the next, from the server, acknowledges
+// the byte it skipped; "still", all at one time, every second packet ahead
+// of its turn and the next the one it waited for.
+func craftedPcap(tb testing.TB, idle, m int, mode string) []byte {
 	tb.Helper()
 	var out bytes.Buffer
 	w := pcapgo.NewWriter(&out)
@@ -58,13 +60,20 @@ func craftedPcap(tb testing.TB, idle, m int, acks bool) []byte {
 	t := t0.Add(time.Second)
 	frame := []byte("0000000004abcd")
 	for i := 0; i < m; i++ {
-		t = t.Add(11 * time.Second)
+		if mode != "still" {
+			t = t.Add(11 * time.Second)
+		}
 		switch {
-		case acks && i%2 == 0: // ahead of its turn: one byte is never captured
+		case mode == "acks" && i%2 == 0: // ahead of its turn: one byte is never captured
 			write(t, client, server, layers.TCP{ACK: true, PSH: true, Seq: cseq + 1, Ack: sseq}, frame[1:])
 			cseq += uint32(len(frame))
-		case acks: // the server has every byte
+		case mode == "acks": // the server has every byte
 			write(t, server, client, layers.TCP{ACK: true, Seq: sseq, Ack: cseq}, nil)
+		case mode == "still" && i%2 == 0: // ahead of its turn
+			write(t, client, server, layers.TCP{ACK: true, PSH: true, Seq: cseq + 1, Ack: sseq}, frame[1:])
+		case mode == "still": // the byte it waited for
+			write(t, client, server, layers.TCP{ACK: true, PSH: true, Seq: cseq, Ack: sseq}, frame[:1])
+			cseq += uint32(len(frame))
 		default:
 			write(t, client, server, layers.TCP{ACK: true, PSH: true, Seq: cseq, Ack: sseq}, frame)
 			cseq += uint32(len(frame))
@@ -113,13 +122,14 @@ func allocated(f func()) uint64 {
 }
 
 // TestPcapReadLinear: doubling a crafted capture (idle connections, then
-// packets 11 s apart, or acknowledgements past a gap) at most doubles the
-// memory reading it allocates, plus a margin: the work per packet does not
-// grow with the connections open.
+// packets 11 s apart, acknowledgements past a gap, or segments ahead of
+// their turn at a clock that stands still) at most doubles the memory
+// reading it allocates, plus a margin: the work per packet does not grow
+// with the connections open.
 func TestPcapReadLinear(t *testing.T) {
-	for _, acks := range []bool{false, true} {
-		t.Run(fmt.Sprintf("acks=%v", acks), func(t *testing.T) {
-			small, large := craftedPcap(t, 2000, 2000, acks), craftedPcap(t, 4000, 4000, acks)
+	for _, mode := range []string{"late", "acks", "still"} {
+		t.Run(mode, func(t *testing.T) {
+			small, large := craftedPcap(t, 2000, 2000, mode), craftedPcap(t, 4000, 4000, mode)
 			var got [2]int
 			a := allocated(func() { _, got[0], _ = readAllEvents(t, small) })
 			b := allocated(func() { _, got[1], _ = readAllEvents(t, large) })
@@ -141,18 +151,17 @@ func BenchmarkReplayPcapCrafted(b *testing.B) {
 	type crafted struct {
 		name    string
 		idle, m int
-		acks    bool
-		syns    bool
+		mode    string
 	}
 	var cases []crafted
 	for _, n := range []int{10000, 20000} {
-		cases = append(cases, crafted{fmt.Sprintf("idle=%d/late=%d", n, n), n, n, false, false})
-		cases = append(cases, crafted{fmt.Sprintf("idle=%d/acks=%d", n, n), n, n, true, false})
+		cases = append(cases, crafted{fmt.Sprintf("idle=%d/late=%d", n, n), n, n, "late"})
+		cases = append(cases, crafted{fmt.Sprintf("idle=%d/acks=%d", n, n), n, n, "acks"})
 	}
-	cases = append(cases, crafted{"syns=400000", 400000, 0, false, true})
+	cases = append(cases, crafted{"syns=400000", 400000, 0, "late"})
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
-			data := craftedPcap(b, c.idle, c.m, c.acks)
+			data := craftedPcap(b, c.idle, c.m, c.mode)
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			peak := sampleHeapPeak()
@@ -174,7 +183,7 @@ func BenchmarkReplayPcapCrafted(b *testing.B) {
 // end, how many packets that skipped; the connections followed are read to
 // their end.
 func TestPcapReadOpenBound(t *testing.T) {
-	opens, first, notes := readAllEvents(t, craftedPcap(t, captureMaxOpen+500, 20, false))
+	opens, first, notes := readAllEvents(t, craftedPcap(t, captureMaxOpen+500, 20, "late"))
 	if opens != captureMaxOpen {
 		t.Errorf("%d connections opened, want %d", opens, captureMaxOpen)
 	}

@@ -128,7 +128,7 @@ func (st *pcapStream) hold(d int, p tcpPending) {
 	})
 	if len(h.pending) == 0 {
 		h.wait++
-		s.waits = append(s.waits, tcpWait{st: st, d: d, wait: h.wait, since: p.seen})
+		s.addWait(tcpWait{st: st, d: d, wait: h.wait, since: p.seen})
 	}
 	h.pending = slices.Insert(h.pending, i, p)
 	h.pages += p.pages()
@@ -180,7 +180,25 @@ func (st *pcapStream) rewait(d int) {
 		}
 	}
 	h.wait++
-	st.src.waits = append(st.src.waits, tcpWait{st: st, d: d, wait: h.wait, since: since})
+	st.src.addWait(tcpWait{st: st, d: d, wait: h.wait, since: since})
+}
+
+// addWait queues a wait. Entries of waits that ended early stay in the
+// queue until their time comes; when they crowd it (a capture whose clock
+// stands still), they are swept out, so the queue holds at most about
+// twice the waits still on, and each is swept a bounded number of times.
+func (s *pcapSource) addWait(w tcpWait) {
+	if len(s.waits) >= max(2*s.liveWaits, 1024) {
+		live := s.waits[:0]
+		for _, w := range s.waits {
+			if h := &w.st.half[w.d]; h.wait == w.wait && len(h.pending) > 0 && !h.closed {
+				live = append(live, w)
+			}
+		}
+		clear(s.waits[len(live):])
+		s.waits, s.liveWaits = live, len(live)
+	}
+	s.waits = append(s.waits, w)
 }
 
 // giveUp gives up the bytes missing before the first waiting segment (a
