@@ -1,7 +1,7 @@
 // The capture reader: a capture's header and its open, data and close
-// records, one line at a time, in constant memory; errors name the line.
-// readCapture also opens pcap and pcapng files (pcap_read.go), told apart
-// by their first bytes.
+// records, one line at a time, in memory bounded by the connections open at
+// once; errors name the line. readCapture also opens pcap and pcapng files
+// (pcap_read.go), told apart by their first bytes.
 
 package main
 
@@ -45,6 +45,14 @@ type captureEvent struct {
 	Note           string // capNote: what to say (pcap only)
 }
 
+// captureMaxOpen is the most connections a capture is followed in at once
+// (a full server has 1000 users): one that begins while so many are open
+// is skipped, with a note when that first happens and one at the end.
+const captureMaxOpen = 4096
+
+// captureFullNote is the note on the first connection skipped.
+var captureFullNote = fmt.Sprintf("%d connections are open, the most encchat follows at once: a connection that begins while so many are open is skipped", captureMaxOpen)
+
 // captureSource is a capture being read, event by event.
 type captureSource interface {
 	header() (captureHeader, time.Time)
@@ -70,11 +78,19 @@ type captureReader struct {
 	data    []byte // decoded bytes of the current record, reused
 	Header  captureHeader
 	Started time.Time // zero when the header's time does not parse
+
+	// The connections open (true), or skipped (false): past
+	// captureMaxOpen, and the records of those skipped.
+	open         map[int]bool
+	nOpen        int
+	skippedConns int
+	skipped      int
+	ended        bool
 }
 
 // newCaptureReader reads and checks the header line.
 func newCaptureReader(r io.Reader) (*captureReader, error) {
-	cr := &captureReader{br: bufio.NewReaderSize(r, 64<<10)}
+	cr := &captureReader{br: bufio.NewReaderSize(r, 64<<10), open: map[int]bool{}}
 	line, _, err := cr.readLine()
 	for err == nil && len(bytes.TrimSpace(line)) == 0 {
 		line, _, err = cr.readLine()
@@ -137,6 +153,14 @@ func (cr *captureReader) readLine() (line []byte, cut bool, err error) {
 func (cr *captureReader) next(ev *captureEvent) error {
 	for {
 		line, cut, err := cr.readLine()
+		if err == io.EOF && cr.skippedConns > 0 && !cr.ended {
+			cr.ended = true
+			*ev = captureEvent{Line: cr.line, T: ev.T, Kind: capNote, Note: fmt.Sprintf(
+				"%d %s skipped (%d %s): %s while %d were open, the most encchat follows at once; the connections followed were read to their end",
+				cr.skippedConns, plural(cr.skippedConns, "connection", "connections"), cr.skipped, plural(cr.skipped, "record", "records"),
+				plural(cr.skippedConns, "it began", "they began"), captureMaxOpen)}
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -150,8 +174,38 @@ func (cr *captureReader) next(ev *captureEvent) error {
 			return &lineError{cr.line, msg}
 		}
 		ev.Line = cr.line
-		return nil
+		if cr.follows(ev) {
+			return nil
+		}
+		if cr.skippedConns == 1 && cr.skipped == 1 {
+			*ev = captureEvent{Line: cr.line, T: ev.T, Kind: capNote, Note: captureFullNote}
+			return nil
+		}
 	}
+}
+
+// follows keeps count of the connections open and reports whether ev is
+// of one followed: not of one that began while captureMaxOpen were open.
+func (cr *captureReader) follows(ev *captureEvent) bool {
+	open, known := cr.open[ev.Conn]
+	switch {
+	case known && !open:
+		cr.skipped++
+		return false
+	case known && ev.Kind == capClose:
+		delete(cr.open, ev.Conn)
+		cr.nOpen--
+	case known, ev.Kind == capClose: // a close of none open: the engine says so
+	case cr.nOpen >= captureMaxOpen:
+		cr.open[ev.Conn] = false
+		cr.skippedConns++
+		cr.skipped++
+		return false
+	default: // its open, or data of one open before the capture began
+		cr.open[ev.Conn] = true
+		cr.nOpen++
+	}
+	return true
 }
 
 // captureRecord is one line after the header as encoding/json reads it.

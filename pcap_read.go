@@ -1,7 +1,7 @@
 // Reading captures made by Wireshark, dumpcap or tcpdump (pcap and pcapng):
-// each packet is decoded down to TCP, gopacket's reassembly puts each TCP
-// connection's two byte streams back in order (retransmissions, segments out
-// of order, connections whose SYN was not captured), the encchat connections
+// each packet is decoded down to TCP, the reassembly (pcap_tcp.go) puts each
+// TCP connection's two byte streams back in order (retransmissions, segments
+// out of order, connections whose SYN was not captured), the encchat connections
 // are picked out (port 5174, or a first frame that is an encchat server's),
 // and their bytes come out as the same open, data and close events an
 // encchat capture holds, so replay, -html, -pcap and -send read both alike.
@@ -18,14 +18,12 @@ import (
 	"io"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
-	"github.com/gopacket/gopacket/reassembly"
 )
 
 // capGap is an event only a pcap produces: Gap bytes of one direction are
@@ -39,14 +37,11 @@ const capNote = "note"
 // encchatPort is the port a stream is taken as encchat's by (defaultPort).
 const encchatPort = 5174
 
-// Bounds of the reassembly's memory: out-of-order data waits in pages of
-// about 1.9 KB; past these limits, after pcapWaitGap of capture time, or
-// once the receiver acknowledges them, the missing bytes are given up as a
-// gap.
+// What is held of a stream not yet known to be encchat's. TCP connections,
+// encchat's or not, are followed captureMaxOpen at once: a connection that
+// begins while that many are open is not followed, and a note says how
+// many packets that skipped.
 const (
-	pcapPagesPerConn = 256  // about 0.5 MB per connection
-	pcapPagesTotal   = 4096 // about 8 MB in all
-	pcapWaitGap      = 10 * time.Second
 	pcapSniffLen     = headerLen + len("-----BEGIN PUBLIC KEY-----") // enough to tell a first frame
 	pcapMaxUndecided = 64 << 10                                      // bytes held before a stream is known
 )
@@ -67,20 +62,21 @@ func isPcapMagic(b []byte) bool {
 
 // pcapSource reads a pcap or pcapng file as capture events.
 type pcapSource struct {
-	read    func() ([]byte, gopacket.CaptureInfo, layers.LinkType, error)
-	ng      *pcapgo.NgReader // nil for a pcap
-	hdr     captureHeader
-	started time.Time
-	last    time.Time // the latest packet time seen
-	asm     *reassembly.Assembler
-	streams int         // streams created, to order events from a flush
-	queue   []pcapEvent // events the last packet or flush produced
-	events  []pcapEvent // the queue being handed out by next
-	conns   int         // encchat connections numbered so far
-	packets int
-	flushed time.Time               // when data waiting for a gap was last given up
-	byKey   map[pcapKey]*pcapStream // the streams the reassembly holds
-	done    bool
+	read      func() ([]byte, gopacket.CaptureInfo, layers.LinkType, error)
+	ng        *pcapgo.NgReader // nil for a pcap
+	hdr       captureHeader
+	started   time.Time
+	last      time.Time   // the latest packet time seen
+	streams   int         // streams created, to order those open at the end
+	queue     []pcapEvent // events the last packet produced
+	events    []pcapEvent // the queue being handed out by next
+	conns     int         // encchat connections numbered so far
+	packets   int
+	byKey     map[pcapKey]*pcapStream // the streams open
+	waits     []tcpWait               // waits for missing bytes, oldest first
+	liveWaits int                     // waits on at the last sweep of waits
+	pages     int                     // pages of segments waiting, in all
+	done      bool
 
 	// What was skipped, for the notes at the end.
 	notTCP     map[string]int
@@ -90,6 +86,7 @@ type pcapSource struct {
 	otherNames []string
 	overlap    [2]int // retransmitted segments and their bytes
 	reordered  int    // segments that arrived ahead of their turn
+	unfollowed int    // packets of connections begun while captureMaxOpen were open
 }
 
 // pcapEvent is one queued capture event and the stream it belongs to.
@@ -133,9 +130,6 @@ func newPcapSource(br *bufio.Reader) (*pcapSource, error) {
 		}
 		s.hdr.Recorder = "pcap (link type " + lt.String() + ")"
 	}
-	s.asm = reassembly.NewAssembler(reassembly.NewStreamPool(s))
-	s.asm.MaxBufferedPagesPerConnection = pcapPagesPerConn
-	s.asm.MaxBufferedPagesTotal = pcapPagesTotal
 	if err := s.fill(); err != nil {
 		return nil, err
 	}
@@ -209,33 +203,17 @@ func (s *pcapSource) fill() error {
 			s.last = ci.Timestamp
 		}
 		s.packet(data, ci, lt)
-		if s.last.Sub(s.flushed) > pcapWaitGap {
-			// Bytes waited for longer than this were not captured.
-			s.flushed = s.last
-			s.flush(func() { s.asm.FlushWithOptions(reassembly.FlushOptions{T: s.last.Add(-pcapWaitGap)}) })
-		}
+		s.expire() // bytes waited for longer than pcapWaitGap were not captured
 	}
 	s.events = append(s.events, s.queue...)
 	s.queue = s.queue[:0]
 	return nil
 }
 
-// flush runs a flush of the reassembly; the events it produces, from many
-// streams in no particular order, are put in the order the streams began.
-func (s *pcapSource) flush(f func()) {
-	n := len(s.queue)
-	f()
-	sort.SliceStable(s.queue[n:], func(i, j int) bool {
-		a, b := s.queue[n+i].stream, s.queue[n+j].stream
-		return a != nil && (b == nil || a.seq < b.seq)
-	})
-}
-
-// end flushes what the reassembly still holds and adds the notes on what
-// was skipped.
+// end ends the streams still open and adds the notes on what was skipped.
 func (s *pcapSource) end() {
 	s.done = true
-	s.flush(func() { s.asm.FlushAll() })
+	s.endAll()
 	for _, text := range s.skippedNotes() {
 		s.queue = append(s.queue, pcapEvent{ev: captureEvent{Kind: capNote, T: s.since(s.last), Note: text}})
 	}
@@ -246,6 +224,10 @@ func (s *pcapSource) skippedNotes() []string {
 	var notes []string
 	if s.cutShort != "" {
 		notes = append(notes, s.cutShort)
+	}
+	if s.unfollowed > 0 {
+		notes = append(notes, fmt.Sprintf("%d %s skipped: %s began while %d connections were open, the most encchat follows at once; the connections followed were read to their end",
+			s.unfollowed, plural(s.unfollowed, "packet", "packets"), plural(s.unfollowed, "its connection", "their connections"), captureMaxOpen))
 	}
 	if n := sumCounts(s.notTCP); n > 0 {
 		notes = append(notes, fmt.Sprintf("%d %s skipped: not TCP (%s)", n, plural(n, "packet", "packets"), describeCounts(s.notTCP)))
@@ -305,7 +287,7 @@ func (s *pcapSource) since(t time.Time) float64 {
 	return max(0, t.Sub(s.started).Seconds())
 }
 
-// packet decodes one packet and gives its TCP segment to the reassembly.
+// packet decodes one packet and gives its TCP segment to its stream.
 func (s *pcapSource) packet(data []byte, ci gopacket.CaptureInfo, lt layers.LinkType) {
 	switch lt {
 	case layers.LinkTypeEthernet, layers.LinkTypeLinuxSLL, layers.LinkTypeLinuxSLL2,
@@ -354,53 +336,53 @@ func (s *pcapSource) packet(data []byte, ci gopacket.CaptureInfo, lt layers.Link
 		}
 		return
 	}
-	if st, d := s.streamOf(netFlow, tcp); st != nil {
-		if since, ok := st.acksMissing(d, tcp); ok {
-			// Data waiting since then or longer is given up, before this
-			// packet's own data goes in.
-			s.flush(func() { s.asm.FlushWithOptions(reassembly.FlushOptions{T: since.Add(time.Nanosecond)}) })
+	src, _ := netip.AddrFromSlice(netFlow.Src().Raw())
+	dst, _ := netip.AddrFromSlice(netFlow.Dst().Raw())
+	k := pcapKey{netip.AddrPortFrom(src, uint16(tcp.SrcPort)), netip.AddrPortFrom(dst, uint16(tcp.DstPort))}
+	st, d := s.streamOf(k)
+	if st == nil {
+		// Only a SYN or data begins a stream: an ACK or a FIN after a
+		// connection closed begins none.
+		if !tcp.SYN && len(tcp.Payload) == 0 {
+			return
 		}
+		if len(s.byKey) >= captureMaxOpen {
+			if s.unfollowed == 0 {
+				s.queue = append(s.queue, pcapEvent{ev: captureEvent{Kind: capNote, T: s.since(ci.Timestamp), Note: captureFullNote}})
+			}
+			s.unfollowed++
+			return
+		}
+		st = s.newStream(k, tcp, ci.Timestamp)
 	}
-	ctx := pcapContext(ci)
-	s.asm.AssembleWithContext(netFlow, tcp, &ctx)
+	if tcp.ACK {
+		// Bytes of the other direction this acknowledges but the capture
+		// lacks are given up before this packet's own data goes in.
+		st.acked(1-d, tcp.Ack)
+	}
+	if !st.done {
+		st.segment(d, tcp, ci.Timestamp)
+	}
 }
 
-// pcapKey names a TCP connection as the reassembly sees it.
-type pcapKey [2]gopacket.Flow
+// pcapKey names a TCP connection: the endpoint that sent the first packet
+// seen, then the other.
+type pcapKey [2]netip.AddrPort
 
-// streamOf finds the stream of a packet and the index of its direction.
-func (s *pcapSource) streamOf(netFlow gopacket.Flow, tcp *layers.TCP) (*pcapStream, int) {
-	k := pcapKey{netFlow, tcp.TransportFlow()}
+// streamOf finds the stream of a packet from k[0] to k[1] and the index of
+// its direction (0: sent by the stream's endpoint a).
+func (s *pcapSource) streamOf(k pcapKey) (*pcapStream, int) {
 	if st := s.byKey[k]; st != nil {
 		return st, 0
 	}
-	if st := s.byKey[pcapKey{k[0].Reverse(), k[1].Reverse()}]; st != nil {
+	if st := s.byKey[pcapKey{k[1], k[0]}]; st != nil {
 		return st, 1
 	}
 	return nil, 0
 }
 
-// acksMissing reports whether a packet of direction d acknowledges bytes of
-// the other direction beyond those the capture has, while the other
-// direction waits for missing bytes: the peer has them, the capture missed
-// them, and waiting longer is no use. (One more is a FIN.) It returns since
-// when the other direction waits.
-func (st *pcapStream) acksMissing(d int, tcp *layers.TCP) (time.Time, bool) {
-	o := 1 - d
-	if !tcp.ACK || !st.waiting[o] || st.base[o].Add(st.delivered[o]+1).Difference(reassembly.Sequence(tcp.Ack)) <= 0 {
-		return time.Time{}, false
-	}
-	st.waiting[o] = false
-	return st.since[o], true
-}
-
-// pcapContext gives the reassembly each packet's capture time.
-type pcapContext gopacket.CaptureInfo
-
-func (c *pcapContext) GetCaptureInfo() gopacket.CaptureInfo { return gopacket.CaptureInfo(*c) }
-
-// pcapStream is one TCP connection as the reassembly sees it: a is the
-// endpoint that sent the first packet seen, b the other.
+// pcapStream is one TCP connection: a is the endpoint that sent the first
+// packet seen, b the other.
 type pcapStream struct {
 	key     pcapKey
 	src     *pcapSource
@@ -415,16 +397,10 @@ type pcapStream struct {
 	heldLen int
 	sniff   [2][]byte // the first bytes of each direction, while undecided
 	ending  time.Time // the last FIN or RST
-	closed  bool
+	done    bool      // both directions ended, or the capture did
 	hadData bool
-	byPort  bool // one end is on encchatPort
-	// Per direction (0: a's): its first sequence number, the bytes
-	// delivered since, and since when a segment that came ahead of its
-	// turn waits.
-	base      [2]reassembly.Sequence
-	delivered [2]int
-	waiting   [2]bool
-	since     [2]time.Time
+	byPort  bool       // one end is on encchatPort
+	half    [2]tcpHalf // a's direction, then b's
 }
 
 const (
@@ -433,20 +409,11 @@ const (
 	streamOther
 )
 
-// New is the reassembly's StreamFactory: a stream for each new connection.
-func (s *pcapSource) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac reassembly.AssemblerContext) reassembly.Stream {
+// newStream follows a new connection from its first packet seen.
+func (s *pcapSource) newStream(k pcapKey, tcp *layers.TCP, t time.Time) *pcapStream {
 	s.streams++
-	src, _ := netip.AddrFromSlice(netFlow.Src().Raw())
-	dst, _ := netip.AddrFromSlice(netFlow.Dst().Raw())
-	st := &pcapStream{
-		src: s, seq: s.streams,
-		a:      netip.AddrPortFrom(src, uint16(tcp.SrcPort)),
-		b:      netip.AddrPortFrom(dst, uint16(tcp.DstPort)),
-		opened: ac.GetCaptureInfo().Timestamp,
-		syn:    tcp.SYN,
-		key:    pcapKey{netFlow, tcpFlow},
-	}
-	s.byKey[st.key] = st
+	st := &pcapStream{src: s, seq: s.streams, key: k, a: k[0], b: k[1], opened: t, syn: tcp.SYN}
+	s.byKey[k] = st
 	switch {
 	case tcp.SYN && !tcp.ACK:
 		st.server = 'b'
@@ -458,7 +425,7 @@ func (s *pcapSource) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac rea
 		st.server = 'a'
 	}
 	// A stream on encchat's port is encchat's from its SYN or its first
-	// byte: a bare ACK after a connection closed starts no connection.
+	// byte.
 	st.byPort = tcp.SrcPort == encchatPort || tcp.DstPort == encchatPort
 	if st.byPort && tcp.SYN {
 		st.decide(streamEncchat)
@@ -466,60 +433,19 @@ func (s *pcapSource) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac rea
 	return st
 }
 
-// Accept takes every segment of an encchat or undecided stream. A
-// direction whose SYN was not captured starts at its first segment.
-func (st *pcapStream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, ac reassembly.AssemblerContext) bool {
-	if st.state == streamOther || st.closed {
-		return false
-	}
-	if tcp.SYN {
-		st.syn = true
-	}
-	if nextSeq == -1 && !tcp.SYN {
-		*start = true
-	}
-	d := st.index(dir)
-	seq, n := reassembly.Sequence(tcp.Seq), len(tcp.Payload)
-	switch ahead := nextSeq.Difference(seq); {
-	case nextSeq == -1:
-		st.base[d] = seq
-		if tcp.SYN {
-			st.base[d] = seq.Add(1)
-		}
-	case ahead > 0 && n > 0:
-		st.src.reordered++
-		if !st.waiting[d] {
-			st.waiting[d], st.since[d] = true, ci.Timestamp
-		}
-	case ahead < 0 && n > 0: // starts before the next byte due: sent before
-		st.src.overlap[0]++
-		st.src.overlap[1] += min(n, -ahead)
-	}
-	if tcp.FIN || tcp.RST {
-		st.ending = ci.Timestamp
-	}
-	return true
-}
-
-// ReassembledSG receives the next bytes of one direction, in order.
-func (st *pcapStream) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.AssemblerContext) {
-	dir, _, _, skip := sg.Info()
-	n, _ := sg.Lengths()
-	if st.state == streamOther || st.closed || (n == 0 && skip <= 0) {
+// deliver takes the next bytes of direction d, in order, or (skip > 0)
+// the number of bytes the capture lacks before them.
+func (st *pcapStream) deliver(d, skip int, data []byte, t time.Time) {
+	if st.state == streamOther {
 		return
 	}
-	t := sg.CaptureInfo(0).Timestamp
-	if ac != nil {
-		t = ac.GetCaptureInfo().Timestamp
-	}
-	fromA := dir == reassembly.TCPDirClientToServer
-	st.delivered[st.index(dir)] += max(skip, 0) + n
+	fromA := d == 0
 	if skip > 0 {
 		st.emit(pcapEvent{ev: captureEvent{Kind: capGap, T: st.src.since(t), Gap: skip}, fromA: fromA})
 	}
-	if n > 0 {
+	if len(data) > 0 {
 		st.hadData = true
-		data := bytes.Clone(sg.Fetch(n))
+		data = bytes.Clone(data)
 		switch {
 		case st.state == streamUndecided && st.byPort:
 			st.decide(streamEncchat)
@@ -530,20 +456,27 @@ func (st *pcapStream) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.A
 	}
 }
 
-// ReassemblyComplete ends the stream: both directions closed, or the
-// capture ended (a connection with no FIN or RST is then still open).
-func (st *pcapStream) ReassemblyComplete(ac reassembly.AssemblerContext) bool {
+// complete ends the stream: both directions closed, or the capture ended
+// (a connection with no FIN or RST is then still open).
+func (st *pcapStream) complete() {
+	if st.done {
+		return
+	}
 	if st.state == streamUndecided {
 		st.decide(streamOther)
 	}
-	if st.state == streamEncchat && !st.closed && !st.ending.IsZero() {
+	if st.state == streamEncchat && !st.ending.IsZero() {
 		st.emit(pcapEvent{ev: captureEvent{Kind: capClose, T: st.src.since(st.ending)}})
 	}
-	st.closed = true
+	st.done = true
+	for d := range st.half {
+		for len(st.half[d].pending) > 0 {
+			st.unhold(d)
+		}
+	}
 	if st.src.byKey[st.key] == st {
 		delete(st.src.byKey, st.key)
 	}
-	return true
 }
 
 // sniffFirst decides an undecided stream by its first bytes: an encchat
@@ -646,14 +579,6 @@ func (st *pcapStream) decide(state int8) {
 		*q = append(*q, st.directed(pe))
 	}
 	st.held, st.heldLen = nil, 0
-}
-
-// index is 0 for the direction of endpoint a's packets, 1 for b's.
-func (st *pcapStream) index(dir reassembly.TCPFlowDirection) int {
-	if dir == reassembly.TCPDirClientToServer {
-		return 0
-	}
-	return 1
 }
 
 // directed sets an event's direction from who sent it.

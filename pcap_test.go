@@ -526,3 +526,163 @@ func TestDissectorStepNames(t *testing.T) {
 		}
 	}
 }
+
+// tsharkLua runs tshark with the dissector and extra options over capture
+// and returns each encchat packet's fields; a Lua error fails the test.
+func tsharkLua(t *testing.T, tshark, capture string, opts []string, fields ...string) [][]string {
+	t.Helper()
+	args := append([]string{"-X", "lua_script:wireshark/encchat.lua"}, opts...)
+	args = append(args, "-r", capture, "-Y", "encchat", "-T", "fields")
+	for _, f := range fields {
+		args = append(args, "-e", f)
+	}
+	cmd := exec.Command(tshark, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tshark %q: %v\n%s", args, err, stderr.String())
+	}
+	luaErr := regexp.MustCompile(`(?m)^.*((Lua|lua).*(rror|ailed)|attempt to ).*$`)
+	if e := luaErr.FindString(stderr.String() + string(out)); e != "" {
+		t.Fatalf("tshark %q: %s", args, e)
+	}
+	var rows [][]string
+	for _, line := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
+		if line != "" {
+			rows = append(rows, strings.Split(line, "\t"))
+		}
+	}
+	return rows
+}
+
+// TestDissectorSecondPass: a stream the capture joined mid-connection, a
+// classic record and then a modern ServerHello, dissected in two passes
+// (tshark -2, as Wireshark's window redissects): each frame keeps the
+// suite it was classified under, and no Lua error.
+func TestDissectorSecondPass(t *testing.T) {
+	tshark := needTool(t, "tshark")
+	var segs []synthSeg
+	for _, s := range synthSegments(t, goldenCapture(t, "modern.jsonl"), 4000) {
+		if s.conn == 1 && !s.handshake && !s.closer {
+			segs = append(segs, s)
+		}
+	}
+	if len(segs) < 3 || segs[0].fromClient || !bytes.Contains(segs[0].payload, []byte(modernMagic)) {
+		t.Fatalf("the modern session does not start with the ServerHello in one segment")
+	}
+	record := fmt.Appendf(nil, "%010d%s", 64, bytes.Repeat([]byte("QUJD"), 16)) // a classic record's base64
+	first := segs[0]
+	first.payload, first.seq = record, first.seq-uint32(len(record))
+	segs = append([]synthSeg{first}, segs...)
+	path := filepath.Join(t.TempDir(), "midstream.pcap")
+	if err := os.WriteFile(path, synthPcap(t, segs, layers.LinkTypeEthernet, false, false), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The packet details of the second pass, as the issue ran it.
+	cmd := exec.Command(tshark, "-2", "-V", "-X", "lua_script:wireshark/encchat.lua", "-r", path)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("tshark -2 -V: %v\n%s", err, out)
+	}
+	if e := regexp.MustCompile(`(?m)^.*(Lua Error|attempt to ).*$`).Find(out); e != nil {
+		t.Errorf("tshark -2 -V: %s", e)
+	}
+	if n := strings.Count(string(out), "Record sequence number"); n == 0 {
+		t.Errorf("tshark -2 -V shows no modern record's number")
+	}
+	var infos []string
+	for _, opts := range [][]string{nil, {"-2"}} {
+		rows := tsharkLua(t, tshark, path, opts, "_ws.col.Info")
+		if len(rows) < 3 {
+			t.Fatalf("tshark %q: %d encchat packets", opts, len(rows))
+		}
+		var got []string
+		for _, r := range rows {
+			got = append(got, r[0])
+		}
+		infos = append(infos, strings.Join(got, "\n"))
+	}
+	if !strings.HasPrefix(infos[0], "Sealed record · AES-256-CBC (64 B)\nServerHello") {
+		t.Errorf("first pass:\n%s", infos[0])
+	}
+	if infos[1] != infos[0] {
+		t.Errorf("the second pass names the frames otherwise:\n%s\nfirst pass:\n%s", infos[1], infos[0])
+	}
+}
+
+// TestDissectorSeedServer: the seed's server writes each frame's 10-digit
+// header with a send call of its own, so the header comes in a TCP segment
+// of its own (classic_peer.py --split does the same), here on a port other
+// than 5174. The heuristic finds the connection opened in the capture and
+// dissects every frame of it as replay reads it; with the port preference,
+// or Decode As, a connection open before the capture began is dissected
+// too, each frame in its true direction.
+func TestDissectorSeedServer(t *testing.T) {
+	tshark := needTool(t, "tshark")
+	srv := startPyPeer(t, "server", "server", "--split", "--listen", "127.0.0.1:0")
+	addr, ok := strings.CutPrefix(srv.next(t, interopWait), "LISTENING ")
+	if !ok {
+		t.Fatalf("server did not say where it listens")
+	}
+	srv.next(t, interopWait) // FINGERPRINT
+	_, port, _ := net.SplitHostPort(addr)
+	if port == "5174" {
+		t.Skip("the server was given port 5174")
+	}
+
+	// alice joins before the capture begins, bob within it.
+	alice := startPyPeer(t, "alice", "client", "--connect", addr, "--name", "alice")
+	alice.next(t, interopWait) // FINGERPRINT
+	alice.expectText(t, seedWelcome("alice"))
+	capture, stop := startDumpcap(t, port)
+	bob := startPyPeer(t, "bob", "client", "--connect", addr, "--name", "bob")
+	bob.next(t, interopWait)
+	bob.expectText(t, seedWelcome("bob"))
+	alice.expectText(t, "{TS} [SYSTEM] bob joined (secure channel)")
+	alice.send(t, "the header comes in a segment of its own")
+	alice.expectText(t, "{TS} alice: the header comes in a segment of its own")
+	bob.expectText(t, "{TS} alice: the header comes in a segment of its own")
+	bob.send(t, "/quit")
+	bob.expectExit(t)
+	alice.expectText(t, "{TS} [SYSTEM] bob left the chat")
+	stop()
+
+	// By the heuristic: bob's connection, every frame as replay has it;
+	// the PEM's header came alone.
+	frames, _ := replayJSONFrames(t, capture)
+	if len(frames) < 6 {
+		t.Fatalf("replay read %d frames of bob's connection", len(frames))
+	}
+	checkDissector(t, tshark, capture, frames, true)
+	headerAlone := false
+	for _, row := range tsharkFields(t, tshark, capture, false, "tcp.srcport", "tcp.payload") {
+		if row[0] == port && regexp.MustCompile(`^(3[0-9]){10}$`).MatchString(row[1]) {
+			headerAlone = true
+		}
+	}
+	if !headerAlone {
+		t.Errorf("the server sent no header in a segment of its own")
+	}
+
+	// With the port preference, or Decode As, alice's connection too.
+	for _, opts := range [][]string{{"-o", "encchat.port:" + port}, {"-d", "tcp.port==" + port + ",encchat"}} {
+		rows := tsharkLua(t, tshark, capture, opts, "tcp.srcport", "encchat.direction", "encchat.kind", "tcp.stream")
+		conns := map[string]int{}
+		for _, r := range rows {
+			want := "client → server"
+			if r[0] == port {
+				want = "server → client"
+			}
+			for _, d := range strings.Split(r[1], ",") {
+				if d != want {
+					t.Errorf("tshark %q: a frame from port %s is labelled %q", opts, r[0], d)
+				}
+			}
+			conns[r[3]] += len(strings.Split(r[2], ","))
+		}
+		if len(conns) != 2 || len(rows) < len(frames)+4 {
+			t.Errorf("tshark %q: frames by TCP stream %v, want both connections (bob's %d frames and alice's)", opts, conns, len(frames))
+		}
+	}
+}

@@ -10,6 +10,10 @@ not from encchat's Go code, so the two implementations check each other.
       Serves chat like the seed's server. Exits on SIGTERM, SIGINT or when
       stdin reaches EOF, sending "[SYSTEM] Server shutting down" to everyone.
 
+  --split (server or client): write each frame with two send calls, the
+      10-digit header, then the payload, as the seed's server does, so that
+      a capture sees them in separate TCP segments.
+
   classic_peer.py client --connect HOST:PORT --name NAME [--linger 0.5]
       Prints "RECV <text>" for every text the server sends, with backslash,
       newline and carriage return escaped as \\\\, \\n and \\r. Sends every
@@ -103,6 +107,17 @@ def frame(payload):
     return b"%010d" % len(payload) + payload
 
 
+SPLIT = False  # --split: header and payload in two send calls
+
+
+def send_frame(sock, payload):
+    if SPLIT:
+        sock.sendall(b"%010d" % len(payload))
+        sock.sendall(payload)
+    else:
+        sock.sendall(frame(payload))
+
+
 # ---- classic record layer (the seed's encrypt_message/decrypt_message) ----
 
 
@@ -139,9 +154,9 @@ class Client:
         self.wlock = threading.Lock()
 
     def send(self, text):
-        data = frame(seal(text, self.key))
+        data = seal(text, self.key)
         with self.wlock:
-            self.sock.sendall(data)
+            send_frame(self.sock, data)
 
 
 class Server:
@@ -173,7 +188,7 @@ class Server:
                 pass
 
     def handshake(self, c):
-        c.sock.sendall(frame(self.pem))
+        send_frame(c.sock, self.pem)
         blob = recv_frame(c.sock)
         c.key = PKCS1_OAEP.new(self.rsa).decrypt(blob)
         if len(c.key) != 32:
@@ -189,7 +204,7 @@ class Server:
                     c.name = name
                     self.users[name] = c
             if not taken:
-                c.sock.sendall(frame(seal(WELCOME % name, c.key)))
+                send_frame(c.sock, seal(WELCOME % name, c.key))
         if taken:
             c.send("ERROR: Username already taken")
             return False
@@ -336,11 +351,11 @@ def run_client(args):
         if pub.size_in_bits() != 2048:
             raise ProtocolError("server key is %d bits" % pub.size_in_bits())
         key = get_random_bytes(32)
-        sock.sendall(frame(PKCS1_OAEP.new(pub).encrypt(key)))
+        send_frame(sock, PKCS1_OAEP.new(pub).encrypt(key))
         ok = open_sealed(recv_frame(sock), key)
         if ok != "HANDSHAKE_OK":
             raise ProtocolError("unexpected confirmation %r" % ok)
-        sock.sendall(frame(seal(args.name, key)))
+        send_frame(sock, seal(args.name, key))
         sock.settimeout(None)
     except Exception as e:  # any handshake failure ends the run
         log("ERROR %s: %s" % (type(e).__name__, e))
@@ -369,7 +384,7 @@ def run_client(args):
                 if not line:
                     continue
                 with wlock:
-                    sock.sendall(frame(seal(line, key)))
+                    send_frame(sock, seal(line, key))
         except OSError:
             pass
         time.sleep(args.linger)
@@ -392,11 +407,15 @@ def main():
     sub = p.add_subparsers(dest="mode", required=True)
     s = sub.add_parser("server")
     s.add_argument("--listen", default="127.0.0.1:5174")
+    s.add_argument("--split", action="store_true")
     c = sub.add_parser("client")
     c.add_argument("--connect", default="127.0.0.1:5174")
     c.add_argument("--name", required=True)
     c.add_argument("--linger", type=float, default=0.5)
+    c.add_argument("--split", action="store_true")
     args = p.parse_args()
+    global SPLIT
+    SPLIT = args.split
     if args.mode == "server":
         run_server(args)
     else:

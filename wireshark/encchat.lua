@@ -7,15 +7,23 @@
 -- IV || AES-256-CBC ciphertext. The modern suite sends ServerHello,
 -- ClientHello, ServerVerify, ServerFinished and ClientFinished, then
 -- AES-256-GCM records whose nonce counts records in each direction. The
--- step names in the Info column are those of steps.go (a Go test checks).
+-- step names in the Info column are those of steps.go (a Go test checks):
+-- the classic handshake numbered as the seed's chart (SPEC.md, "Handshake":
+-- Steps 1-8; the frames are Steps 1, 4, 6 and 8).
 --
 -- Load it with: tshark -X lua_script:wireshark/encchat.lua -r CAPTURE
 -- or copy it into the personal Lua plugins folder
 -- (~/.local/lib/wireshark/plugins/ on Linux; Help > About Wireshark >
--- Folders shows it). It is registered on TCP port 5174 and, on any port,
--- for a stream whose first payload is an encchat server's first frame.
+-- Folders shows it). It is registered on a TCP port, 5174 unless its
+-- preference says another (tshark -o encchat.port:7101; 0: none), on any
+-- port Decode As gives it (tshark -d tcp.port==7101,encchat), and, on any
+-- port, for a stream whose first payload is an encchat server's first
+-- frame, its 10-digit header alone in a segment or not.
 
 local encchat = Proto("encchat", "encchat")
+
+encchat.prefs.port = Pref.uint("TCP port", 5174,
+    "The TCP port encchat is registered on (0: none; the heuristic and Decode As still find it)")
 
 local HEADER_LEN = 10
 local MAX_FRAME = 65536
@@ -91,6 +99,7 @@ local MODERN_STEPS = {
 }
 
 local tcp_stream = Field.new("tcp.stream")
+local tcp_seq = Field.new("tcp.seq")
 
 -- Per TCP stream: who the server is, the suite, and how many records and
 -- handshake messages each direction has sent. Per frame: what it is, worked
@@ -192,9 +201,9 @@ local function classify(st, s2c, payload)
 end
 
 -- describe fills the tree for one frame and returns its Info text.
-local function describe(r, st, frame, payload, pinfo, sub)
+local function describe(r, frame, payload, sub)
     local n = payload:len()
-    local suite = st.suite or st.suite_guess
+    local suite = r.suite -- the suite as this frame was classified, not the stream's last
     if r.kind == "public_key" then
         sub:add(f.pem, payload())
     elseif r.kind == "key_transport" then
@@ -254,7 +263,7 @@ local function describe(r, st, frame, payload, pinfo, sub)
             what = "Sealed record"
             if suite == "classic" then
                 what = what .. " · AES-256-CBC"
-            elseif suite == "modern" then
+            elseif suite == "modern" and r.seq then
                 what = what .. " " .. r.seq .. " · AES-256-GCM"
             end
         else
@@ -262,6 +271,36 @@ local function describe(r, st, frame, payload, pinfo, sub)
         end
     end
     return string.format("%s (%d B)", what, n)
+end
+
+-- encchat_port says whether port is encchat's: the preference's, or one
+-- Decode As gave it.
+local function encchat_port(port)
+    if port == encchat.prefs.port then
+        return true
+    end
+    local d = DissectorTable.get("tcp.port"):get_dissector(port)
+    return d ~= nil and tostring(d):lower() == "encchat"
+end
+
+-- server_of says which endpoint of a frame's stream is the server, from
+-- its first frame seen: the sender of a public key (PEM or ServerHello) is
+-- the server; else the end on encchat's port; else the receiver of a
+-- classic key-transport blob (256 bytes, not base64); else the end on the
+-- lower port (a client's port is an ephemeral one, high).
+local function server_of(pinfo, head, payload)
+    local here, there = endpoint(pinfo.src, pinfo.src_port), endpoint(pinfo.dst, pinfo.dst_port)
+    if head:sub(1, #PEM_START) == PEM_START or head:sub(1, #MODERN_MAGIC) == MODERN_MAGIC then
+        return here
+    end
+    local src, dst = encchat_port(pinfo.src_port), encchat_port(pinfo.dst_port)
+    if src ~= dst then
+        return src and here or there
+    end
+    if payload:len() == 256 and not is_base64(payload:raw()) then
+        return there
+    end
+    return pinfo.src_port < pinfo.dst_port and here or there
 end
 
 -- dissect_frame shows one whole frame (header and payload).
@@ -281,16 +320,13 @@ local function dissect_frame(frame, pinfo, tree, key)
     end
     local r = frames[key]
     if not r then
-        if not st.server then
-            -- The server speaks first in both suites.
-            local head = n > 0 and frame(HEADER_LEN, math.min(n, 26)):raw() or ""
-            if head:sub(1, #PEM_START) == PEM_START or head:sub(1, #MODERN_MAGIC) == MODERN_MAGIC or pinfo.src_port == 5174 then
-                st.server = here
-            else
-                st.server = endpoint(pinfo.dst, pinfo.dst_port)
-            end
+        local head = n > 0 and frame(HEADER_LEN, math.min(n, 26)):raw() or ""
+        if not st.server or head:sub(1, #PEM_START) == PEM_START or head:sub(1, #MODERN_MAGIC) == MODERN_MAGIC then
+            -- Who sends the public key is the server, whatever came before.
+            st.server = server_of(pinfo, head, payload)
         end
         r = classify(st, here == st.server, payload)
+        r.suite = st.suite or st.suite_guess
         frames[key] = r
     end
     local sub = tree:add(encchat, frame)
@@ -300,7 +336,7 @@ local function dissect_frame(frame, pinfo, tree, key)
         sub:add(f.step, r.step):set_generated()
     end
     sub:add(f.direction, r.s2c and "server → client" or "client → server"):set_generated()
-    local info = describe(r, st, frame, payload, pinfo, sub)
+    local info = describe(r, frame, payload, sub)
     sub:append_text(": " .. info)
     return info
 end
@@ -344,17 +380,30 @@ function encchat.dissector(tvb, pinfo, tree)
     return offset
 end
 
+-- A first frame's length: a PEM public key or a ServerHello, whatever the
+-- RSA key's size (1024 to 8192 bits).
+local FIRST_MIN, FIRST_MAX = 200, 4096
+
 -- The heuristic: ten ASCII digits, then a PEM public key or the modern
--- magic; the rest of the stream follows the conversation.
+-- magic; the rest of the stream follows the conversation. A server that
+-- writes the header with a call of its own (the seed's does) sends it in a
+-- segment of its own: ten digits alone, the first bytes of their direction,
+-- announcing a first frame's length, are taken, and the frame is checked
+-- once TCP has the rest.
 local function heuristic(tvb, pinfo, tree)
-    if tvb:len() < HEADER_LEN + #MODERN_MAGIC then
+    local len = tvb:len()
+    if len < HEADER_LEN or not tvb(0, HEADER_LEN):raw():match("^%d%d%d%d%d%d%d%d%d%d$") then
         return false
     end
-    if not tvb(0, HEADER_LEN):raw():match("^%d%d%d%d%d%d%d%d%d%d$") then
-        return false
-    end
-    local head = tvb(HEADER_LEN, math.min(tvb:len() - HEADER_LEN, #PEM_START)):raw()
-    if head ~= PEM_START and head:sub(1, #MODERN_MAGIC) ~= MODERN_MAGIC then
+    local head = tvb(HEADER_LEN, math.min(len - HEADER_LEN, #PEM_START)):raw()
+    if #head == 0 then
+        local announced = tonumber(tvb(0, HEADER_LEN):raw())
+        local seq = tcp_seq()
+        if announced < FIRST_MIN or announced > FIRST_MAX or not seq or seq.value ~= 1 then
+            return false
+        end
+    elseif PEM_START:sub(1, #head) ~= head and head:sub(1, #MODERN_MAGIC) ~= MODERN_MAGIC
+        and MODERN_MAGIC:sub(1, #head) ~= head then
         return false
     end
     pinfo.conversation = encchat
@@ -362,5 +411,24 @@ local function heuristic(tvb, pinfo, tree)
     return true
 end
 
-DissectorTable.get("tcp.port"):add(5174, encchat)
+-- The port preference: registered on the port it names, moved when it
+-- changes.
+local registered_port = 0
+
+local function register_port()
+    local ports = DissectorTable.get("tcp.port")
+    if registered_port ~= 0 then
+        ports:remove(registered_port, encchat)
+    end
+    registered_port = encchat.prefs.port
+    if registered_port ~= 0 then
+        ports:add(registered_port, encchat)
+    end
+end
+
+function encchat.prefs_changed()
+    register_port()
+end
+
+register_port()
 encchat:register_heuristic("tcp", heuristic)
