@@ -256,12 +256,20 @@ func TestDemoPacedOnATerminal(t *testing.T) {
 	})
 	t.Run("Ctrl-C at a pause stops", func(t *testing.T) {
 		term := startReplTermCmd(t, exec.Command(bin, "demo"))
-		term.waitFor("press Enter for 2. alice connects", 0)
+		pos := term.waitFor("press Enter for 2. alice connects", 0)
 		term.send("\x03")
+		// The exit can be seen before the terminal's last bytes are read:
+		// wait for the message, then for the terminal to close.
+		term.waitFor("demo interrupted", pos)
 		if code := term.exitCode(); code != 1 {
 			t.Errorf("exit %d, want 1", code)
 		}
-		if out := term.output(); !strings.Contains(out, "demo interrupted") || strings.Contains(out, "── 2. alice connects") {
+		select {
+		case <-term.readDone:
+		case <-time.After(replWait):
+			t.Fatal("the terminal did not close after the demo exited")
+		}
+		if out := term.output(); strings.Contains(out, "── 2. alice connects") {
 			t.Errorf("output after Ctrl-C:\n%s", out)
 		}
 	})

@@ -97,8 +97,10 @@ type protocolStep struct {
 // protocolSteps is a suite's handshake in order.
 type protocolSteps []protocolStep
 
-// classicSteps is the seed's handshake, numbered as its README's chart;
-// the walk-through's titles are the ones the seed's client prints.
+// classicSteps is the seed's handshake, numbered as its README's chart:
+// classicSteps[i] is chart Step i+1, and Step 8 is followed by the server's
+// answer. The walk-through's titles are the ones the seed's client prints,
+// [1/5] to [5/5] on chart Steps 1, 2, 3, 4 and 6 (see chartStep).
 var classicSteps = protocolSteps{
 	// Step 1.
 	{By: partyServer, Kind: kindPublicKey,
@@ -205,17 +207,34 @@ var modernSteps = protocolSteps{
 		Label: "welcome"},
 }
 
-// title is the title of step n (from 1) of the client's walk-through.
+// title is the title of line [n/5] (n from 1) of the client's walk-through.
 func (s protocolSteps) title(n int) string {
-	for _, st := range s {
+	if i := s.walkIndex(n); i >= 0 {
+		return s[i].Title
+	}
+	return ""
+}
+
+// chartStep is the step of the seed's chart (Steps 1–8, classicSteps in
+// order) that line [n/5] of the classic walk-through shows: the seed's
+// client prints five lines for the chart's eight steps, and they are
+// Steps 1, 2, 3, 4 and 6 (the check of Step 7 is [5/5]'s result). 0 when
+// the walk-through has no line n.
+func (s protocolSteps) chartStep(n int) int {
+	return s.walkIndex(n) + 1
+}
+
+// walkIndex is the index in s of walk-through line n, or -1.
+func (s protocolSteps) walkIndex(n int) int {
+	for i, st := range s {
 		if st.Title == "" {
 			continue
 		}
 		if n--; n == 0 {
-			return st.Title
+			return i
 		}
 	}
-	return ""
+	return -1
 }
 
 // sent returns the step that sends frames of kind k; a sealed step is known
