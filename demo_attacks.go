@@ -130,18 +130,18 @@ func (d *demo) attackSuite(ctx context.Context, suite string) (err error) {
 
 	d.printf("\nThe attacker recorded alice's session (no key in it) and sends it again:\n")
 	d.printf("(encchat replay -send %s %s)\n", addr, filepath.Base(capturePath))
-	conns, err := readSentConnsFile(capturePath, 0)
+	sc, err := readSentConnsFile(capturePath, 0)
 	if err != nil {
 		return err
 	}
 	out := d.term.speaker("replay", d.pal.warn)
-	for _, c := range conns {
+	for _, c := range sc.conns {
 		res, err := replaySend(ctx, addr, c, func(s string) { fmt.Fprintln(out, printable(s)) })
 		if err != nil {
 			return err
 		}
 		verdict := "REFUSED: "
-		if res.Accepted {
+		if res.Accepted() {
 			verdict = "ACCEPTED: "
 		}
 		fmt.Fprintln(out, verdict+printable(res.Why))
