@@ -31,7 +31,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	jsonOut := fs.Bool("json", false, "print one JSON object per frame")
 	htmlPath := fs.String("html", "", "write a lesson page to `file`")
 	projector := fs.Bool("projector", false, "with -html: the page on a larger type scale, for a projector")
-	sendAddr := fs.String("send", "", "the replay attack: send the recorded client bytes of -conn N (or of every connection, in order) to the live server at `address` (loopback only); exit 0 if it accepts them, 1 if it refuses")
+	sendAddr := fs.String("send", "", "the replay attack: send the recorded client bytes of -conn N (or of every connection, in order) to the live server at `address` (loopback only); a summary counts what the server accepted and refused; exit 0 if it accepted every connection sent, 1 if it refused one, 2 if not all could be tried")
 
 	// Flags may follow the capture name too.
 	var names []string
