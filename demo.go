@@ -18,7 +18,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -124,9 +123,21 @@ type demo struct {
 	key       *rsa.PrivateKey
 	fp        string
 
-	logMu  sync.Mutex
-	srvLog []serverEvent // the server's log since it was last shown
-	logged chan struct{} // signalled at each log event
+	// The server's log and the tap's reports, in the order they happened;
+	// they are printed where they belong among the clients' lines (see
+	// showLogTo and showLogThrough).
+	logMu     sync.Mutex
+	bg        []demoLogLine
+	shown     int           // bg[:shown] are printed
+	logged    chan struct{} // signalled at each new line
+	attackLog bool          // the attacks' act: the handshakes' steps are left out
+}
+
+// demoLogLine is one line of the server's log or the tap's reports.
+type demoLogLine struct {
+	who  *demoSpeaker
+	ev   serverEvent // the server's event; Kind "" for the tap
+	text string
 }
 
 // File names inside the demo's temporary directory; they show in the
@@ -191,7 +202,7 @@ func (d *demo) run(ctx context.Context, page io.Writer, pageName string) (err er
 		if p != nil {
 			peers = append(peers, p)
 		}
-		d.showServerLog()
+		d.showLog()
 		return p, err
 	}
 
@@ -221,27 +232,22 @@ func (d *demo) run(ctx context.Context, page io.Writer, pageName string) (err er
 		func() error { return alice.expect(ctx, "bob: "+demoGoodbye) },
 		func() error { return bob.say("/quit") },
 		func() error { return bob.waitClosed(ctx) },
-		func() error { return d.serverLogged(ctx, evLeave, "bob left") },
+		func() error { return d.showLogThrough(ctx, 0, evLeave, "bob left") },
 		func() error { return alice.expect(ctx, "bob left") },
 		func() error { return alice.say("/quit") },
 		func() error { return alice.waitClosed(ctx) },
-		func() error { return d.serverLogged(ctx, evLeave, "alice left") },
+		func() error { return d.showLogThrough(ctx, 0, evLeave, "alice left") },
 	}
-	for i, step := range steps {
+	for _, step := range steps {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if err := step(); err != nil {
 			return err
 		}
-		// The server logs a text before it relays it, so its log is
-		// complete once a client has the text.
-		if i == 3 || i == 6 || i == 8 || i == 11 {
-			d.showServerLog()
-		}
 	}
 	stopServer()
-	d.showServerLog()
+	d.showLog()
 	if serveErr != nil {
 		return serveErr
 	}
@@ -299,8 +305,10 @@ func (d *demo) run(ctx context.Context, page io.Writer, pageName string) (err er
 	return nil
 }
 
+// printf is the demo's own words; what was logged before them is shown first.
 func (d *demo) printf(format string, args ...any) {
 	if !d.stopped() {
+		d.showLog()
 		fmt.Fprintf(d.stdout, format, args...)
 	}
 }
@@ -322,34 +330,87 @@ func (d *demo) section(title string) {
 	d.printf("\n%s\n\n", d.pal.system.Sprint("── "+title+" "+rule))
 }
 
-// logEvent is the server's log; it is shown between the script's steps.
+// logEvent is the server's log. It is printed among the clients' lines in
+// the order things happened: see showLogTo and showLogThrough.
 func (d *demo) logEvent(ev serverEvent) {
 	d.logMu.Lock()
 	defer d.logMu.Unlock()
-	d.srvLog = append(d.srvLog, ev)
+	if d.attackLog && ev.Kind == evHandshake && !strings.Contains(ev.Text, "✓") {
+		return // the earlier parts showed the handshake's steps
+	}
+	d.addLogLocked(demoLogLine{who: d.server, ev: ev, text: fmt.Sprintf("[%s] [%s] %s", ev.Time.Format("15:04:05"), ev.Kind, sanitizeText(ev.Text))})
+}
+
+// tapReport is a line of the tap's, kept in order with the server's log.
+func (d *demo) tapReport(who *demoSpeaker, text string) {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	d.addLogLocked(demoLogLine{who: who, text: printable(text)})
+}
+
+func (d *demo) addLogLocked(l demoLogLine) {
+	d.bg = append(d.bg, l)
 	select {
 	case d.logged <- struct{}{}:
 	default:
 	}
 }
 
-// serverLogged waits until the server has logged an event of kind holding
-// text, then shows the log: the server logs a leave after it tells the
-// others, so a client can see it before the log has it.
-func (d *demo) serverLogged(ctx context.Context, kind eventKind, text string) error {
+// logMark is the place in the log now: a client line taken at this moment
+// comes after every log line before the mark.
+func (d *demo) logMark() int {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	return len(d.bg)
+}
+
+// showLog prints every log line not printed yet.
+func (d *demo) showLog() { d.showLogTo(-1) }
+
+// showLogTo prints the log lines before mark (-1: all) not printed yet.
+func (d *demo) showLogTo(mark int) {
+	d.logMu.Lock()
+	if mark < 0 || mark > len(d.bg) {
+		mark = len(d.bg)
+	}
+	var lines []demoLogLine
+	if mark > d.shown {
+		lines = append(lines, d.bg[d.shown:mark]...)
+		d.shown = mark
+	}
+	d.logMu.Unlock()
+	for _, l := range lines {
+		fmt.Fprintln(l.who, l.text)
+	}
+}
+
+// showLogThrough waits until the server has logged an event of kind
+// holding text at or after log line from, and prints the log through it
+// (nothing, when it was printed already). The server logs some events
+// after the frame they report has gone (a key sent, a join, a leave, which
+// it logs after telling the others): the line of the client who got the
+// frame waits for the log line, so the two read in the order they happened.
+func (d *demo) showLogThrough(ctx context.Context, from int, kind eventKind, text string) error {
 	t := time.NewTimer(demoWait)
 	defer t.Stop()
 	for {
 		d.logMu.Lock()
-		found := slices.ContainsFunc(d.srvLog, func(ev serverEvent) bool { return ev.Kind == kind && strings.Contains(ev.Text, text) })
+		at := -1
+		for i := from; i < len(d.bg); i++ {
+			if ev := d.bg[i].ev; ev.Kind == kind && strings.Contains(ev.Text, text) {
+				at = i
+				break
+			}
+		}
 		d.logMu.Unlock()
-		if found {
-			d.showServerLog()
+		if at >= 0 {
+			d.showLogTo(at + 1)
 			return nil
 		}
 		select {
 		case <-d.logged:
 		case <-t.C:
+			d.showLog()
 			return fmt.Errorf("the server did not log [%s] %s", kind, text)
 		case <-ctx.Done():
 			return ctx.Err()
@@ -357,14 +418,11 @@ func (d *demo) serverLogged(ctx context.Context, kind eventKind, text string) er
 	}
 }
 
-func (d *demo) showServerLog() {
+// dropLog forgets the log lines not printed yet.
+func (d *demo) dropLog() {
 	d.logMu.Lock()
-	evs := d.srvLog
-	d.srvLog = nil
+	d.bg = d.bg[:d.shown]
 	d.logMu.Unlock()
-	for _, ev := range evs {
-		fmt.Fprintf(d.server, "[%s] [%s] %s\n", ev.Time.Format("15:04:05"), ev.Kind, sanitizeText(ev.Text))
-	}
 }
 
 func (d *demo) readKeylog() (keylogEntries, error) {

@@ -24,6 +24,9 @@ const (
 // attacks is the act: the same two attacks on a classic and a modern server.
 func (d *demo) attacks(ctx context.Context, title string) error {
 	d.section(title)
+	d.logMu.Lock()
+	d.attackLog = true
+	d.logMu.Unlock()
 	d.printf("An attacker on the path holds no key at all. Alice types %q.\n", demoPay)
 	for _, suite := range []string{suiteClassic, suiteModern} {
 		if err := d.attackSuite(ctx, suite); err != nil {
@@ -56,9 +59,7 @@ func (d *demo) attackSuite(ctx context.Context, suite string) (err error) {
 		if serr := <-served; err == nil {
 			err = serr
 		}
-		d.logMu.Lock()
-		d.srvLog = nil // the shutdown's leave notices are not part of the act
-		d.logMu.Unlock()
+		d.dropLog() // the shutdown's leave notices are not part of the act
 	}()
 	addr := ln.Addr().String()
 
@@ -73,7 +74,7 @@ func (d *demo) attackSuite(ctx context.Context, suite string) (err error) {
 	go func() {
 		tapDone <- rewriteTap(tapCtx, tapLn, addr, spec, nil, func(s string) {
 			if !strings.HasPrefix(s, "REWRITE:") {
-				fmt.Fprintln(tapOut, printable(s))
+				d.tapReport(tapOut, s)
 			}
 		})
 	}()
@@ -110,14 +111,14 @@ func (d *demo) attackSuite(ctx context.Context, suite string) (err error) {
 		if err := bob.expect(ctx, "alice: pay bob"); err != nil {
 			return err
 		}
-		d.showAttackLog()
+		d.showLog()
 		// Not /quit: the tap would flip it too, into a record that does not decrypt.
 		alice.close()
 	} else {
 		if err := alice.waitClosed(ctx); err != nil {
 			return err
 		}
-		d.showAttackLog()
+		d.showLog()
 	}
 	if err := bob.expect(ctx, "alice left"); err != nil {
 		return err
@@ -126,7 +127,7 @@ func (d *demo) attackSuite(ctx context.Context, suite string) (err error) {
 	if err := rec.Close(); err != nil {
 		return err
 	}
-	d.showAttackLog()
+	d.showLog()
 
 	d.printf("\nThe attacker recorded alice's session (no key in it) and sends it again:\n")
 	d.printf("(encchat replay -send %s %s)\n", addr, filepath.Base(capturePath))
@@ -136,7 +137,11 @@ func (d *demo) attackSuite(ctx context.Context, suite string) (err error) {
 	}
 	out := d.term.speaker("replay", d.pal.warn)
 	for _, c := range sc.conns {
-		res, err := replaySend(ctx, addr, c, func(s string) { fmt.Fprintln(out, printable(s)) })
+		res, err := replaySend(ctx, addr, c, func(s string) {
+			bob.showArrived()
+			d.showLog()
+			fmt.Fprintln(out, printable(s))
+		})
 		if err != nil {
 			return err
 		}
@@ -144,6 +149,8 @@ func (d *demo) attackSuite(ctx context.Context, suite string) (err error) {
 		if res.Accepted() {
 			verdict = "ACCEPTED: "
 		}
+		bob.showArrived()
+		d.showLog()
 		fmt.Fprintln(out, verdict+printable(res.Why))
 	}
 	if suite == suiteClassic {
@@ -152,7 +159,7 @@ func (d *demo) attackSuite(ctx context.Context, suite string) (err error) {
 		}
 	}
 	bob.drain(300 * time.Millisecond)
-	d.showAttackLog()
+	d.showLog()
 	return nil
 }
 
@@ -175,9 +182,7 @@ func (d *demo) quietPeer(ctx context.Context, name, addr, suite string, rec *cap
 	}
 	w := d.term.speaker(name, c)
 	cc := &chatClient{out: w, errw: w, pal: d.pal, scr: &screen{out: w}, list: &roster{self: name}, cs: cs}
-	p := &demoPeer{c: cc, texts: make(chan string, 64), stop: make(chan struct{}), done: make(chan struct{})}
-	go p.receive()
-	return p, nil
+	return d.newDemoPeer(cc), nil
 }
 
 // drain prints what arrives within d.
@@ -194,19 +199,4 @@ func (p *demoPeer) drain(d time.Duration) {
 			return
 		}
 	}
-}
-
-// showAttackLog is the server's log without its handshake steps, which the
-// earlier acts showed: what matters here is what the server accepted.
-func (d *demo) showAttackLog() {
-	d.logMu.Lock()
-	kept := d.srvLog[:0]
-	for _, ev := range d.srvLog {
-		if ev.Kind != evHandshake || strings.Contains(ev.Text, "✓") {
-			kept = append(kept, ev)
-		}
-	}
-	d.srvLog = kept
-	d.logMu.Unlock()
-	d.showServerLog()
 }

@@ -21,11 +21,28 @@ import (
 // colours, driven by the script instead of a keyboard. Texts it receives
 // are printed when the script takes them, so the output reads in order.
 type demoPeer struct {
+	d     *demo
+	from  int      // the log line the search for a notice's event starts at
+	early []string // texts shown by showArrived that no expect has taken yet
 	c     *chatClient
-	texts chan string
+	texts chan demoText
 	stop  chan struct{}
 	done  chan struct{} // the receiver ended
 	once  sync.Once
+}
+
+// demoText is a text a client received, with the place in the server's
+// log at that moment: the log lines before it are printed before it.
+type demoText struct {
+	text string
+	mark int
+}
+
+// newDemoPeer starts the receiver of a scripted client.
+func (d *demo) newDemoPeer(cc *chatClient) *demoPeer {
+	p := &demoPeer{d: d, from: d.logMark(), c: cc, texts: make(chan demoText, 64), stop: make(chan struct{}), done: make(chan struct{})}
+	go p.receive()
+	return p
 }
 
 // connect runs one client's handshake, printing its walk-through.
@@ -33,7 +50,7 @@ func (d *demo) connect(ctx context.Context, name string, c *color.Color) (*demoP
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	w := d.term.speaker(name, c)
+	w := &demoGate{d: d, ctx: ctx, from: d.logMark(), name: name, w: d.term.speaker(name, c)}
 	cc := &chatClient{
 		o:    clientOptions{connect: d.addr, name: name, suite: d.suite, fingerprint: d.fp},
 		out:  w,
@@ -48,10 +65,55 @@ func (d *demo) connect(ctx context.Context, name string, c *color.Color) (*demoP
 		return nil, fmt.Errorf("%s could not connect", name)
 	}
 	cc.cs = cs
+	// The server logs the join as the welcome goes out.
+	d.showLogThrough(ctx, w.from, evJoin, name+" joined")
 	cc.secured()
-	p := &demoPeer{c: cc, texts: make(chan string, 64), stop: make(chan struct{}), done: make(chan struct{})}
-	go p.receive()
-	return p, nil
+	return d.newDemoPeer(cc), nil
+}
+
+// demoGate is a walk-through's writer that prints, before a line that
+// reports a frame from the server, the server's log through the event of
+// sending it: the server logs some sends after the frame has gone, and the
+// client can be quicker to print.
+type demoGate struct {
+	d    *demo
+	ctx  context.Context
+	from int // the log's length when the client started
+	name string
+	w    io.Writer
+	buf  []byte
+}
+
+func (g *demoGate) Write(p []byte) (int, error) {
+	g.buf = append(g.buf, p...)
+	for {
+		i := bytes.IndexByte(g.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := g.buf[:i+1]
+		g.before(string(line))
+		if _, err := g.w.Write(line); err != nil {
+			return 0, err
+		}
+		g.buf = g.buf[i+1:]
+	}
+}
+
+// before shows the log a walk-through line comes after.
+func (g *demoGate) before(line string) {
+	kind, text := eventKind(""), ""
+	switch {
+	case strings.Contains(line, "[1/5]") && g.d.suite == suiteClassic:
+		kind, text = evHandshake, "Sent RSA public key"
+	case strings.Contains(line, "[1/5]"):
+		kind, text = evHandshake, "Starting with"
+	case strings.Contains(line, "[5/5]") && g.d.suite == suiteClassic:
+		kind, text = evHandshake, "Sent encrypted confirmation"
+	default:
+		return
+	}
+	g.d.showLogThrough(g.ctx, g.from, kind, text) // on a timeout it shows the log as it is
 }
 
 func (p *demoPeer) receive() {
@@ -62,15 +124,16 @@ func (p *demoPeer) receive() {
 			return
 		}
 		select {
-		case p.texts <- text:
+		case p.texts <- demoText{text, p.d.logMark()}:
 		case <-p.stop:
 			return
 		}
 	}
 }
 
-// say sends a line as if typed at the prompt.
+// say sends a line as if typed at the prompt, after the log so far.
 func (p *demoPeer) say(text string) error {
+	p.d.showLog()
 	p.c.scr.println(p.c.list.self + "> " + text)
 	if err := p.c.cs.Send(text); err != nil {
 		return fmt.Errorf("%s: %v", p.c.list.self, err)
@@ -78,21 +141,54 @@ func (p *demoPeer) say(text string) error {
 	return nil
 }
 
-// show prints a received text as the client does.
-func (p *demoPeer) show(text string) {
-	p.c.list.observe(text)
-	p.c.scr.println(p.c.colour(text))
+// show prints a received text as the client does, after the log lines
+// from before it arrived. A join or a leave notice waits for the server's
+// log of it, which the server writes after telling the others.
+func (p *demoPeer) show(t demoText) {
+	p.d.showLogTo(t.mark)
+	if _, rest, ok := strings.Cut(t.text, "] [SYSTEM] "); ok {
+		if name, ok := strings.CutSuffix(rest, " joined (secure channel)"); ok {
+			p.d.showLogThrough(p.d.ctx, p.from, evJoin, name+" joined")
+		} else if name, ok := strings.CutSuffix(rest, " left the chat"); ok {
+			p.d.showLogThrough(p.d.ctx, p.from, evLeave, name+" left")
+		}
+	}
+	p.from = t.mark
+	p.c.list.observe(t.text)
+	p.c.scr.println(p.c.colour(t.text))
 }
 
-// expect prints received texts until one contains want.
+// showArrived prints the texts that have arrived, without waiting: a
+// client that only watches shows what it got among the script's lines.
+func (p *demoPeer) showArrived() {
+	for {
+		select {
+		case text := <-p.texts:
+			p.show(text)
+			p.early = append(p.early, text.text)
+		default:
+			return
+		}
+	}
+}
+
+// expect prints received texts until one contains want (or finds it among
+// those showArrived printed).
 func (p *demoPeer) expect(ctx context.Context, want string) error {
+	for i, text := range p.early {
+		if strings.Contains(text, want) {
+			p.early = p.early[i+1:]
+			return nil
+		}
+	}
+	p.early = nil
 	t := time.NewTimer(demoWait)
 	defer t.Stop()
 	for {
 		select {
 		case text := <-p.texts:
 			p.show(text)
-			if strings.Contains(text, want) {
+			if strings.Contains(text.text, want) {
 				return nil
 			}
 		case <-p.done:
