@@ -63,6 +63,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	d.projector = *projector
 	defer d.pacer.close()
+	d.term.hold = d.pacer != nil
 	d.stdout = d.term.speaker("", nil)
 	d.server = d.term.speaker("server", d.pal.dim)
 	var page *os.File
@@ -80,6 +81,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		pageW = page
 	}
 	err := d.run(ctx, pageW, *htmlPath)
+	if err == nil && ctx.Err() == nil {
+		d.page("")
+	}
+	if ctx.Err() == nil {
+		d.term.unhold() // what led to an error
+	}
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err() // interrupted during a pause
 	}
@@ -321,7 +328,9 @@ func (d *demo) stopped() bool { return d.ctx != nil && d.ctx.Err() != nil }
 func (d *demo) section(title string) {
 	if d.sections++; d.sections > 1 && d.pacer != nil {
 		d.printf("\n")
-		d.pacer.wait(d.ctx, d.term.w, d.pal.dim.Sprintf("  press Enter for %s (Ctrl-C stops the demo) ", title))
+		prompt := fmt.Sprintf("  press Enter for %s (Ctrl-C stops the demo) ", title)
+		d.page(prompt)
+		d.pacer.wait(d.ctx, d.term.w, d.pal.dim.Sprint(prompt))
 	}
 	if d.stopped() {
 		return

@@ -10,10 +10,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
+	"github.com/chzyer/readline"
 	"github.com/fatih/color"
 )
 
@@ -233,10 +237,13 @@ func (p *demoPeer) close() {
 }
 
 // demoTerm is the demo's terminal: every speaker's lines go out whole,
-// under one lock, with the speaker's name in front.
+// under one lock, with the speaker's name in front. On a terminal that the
+// demo paces, the lines are held and go out a screen at a time (page).
 type demoTerm struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu   sync.Mutex
+	w    io.Writer
+	hold bool     // lines to w wait in held for page
+	held [][]byte // whole lines, prefixes and colours included
 }
 
 // speaker is a writer whose lines start with "name │ " (nothing for "").
@@ -273,7 +280,9 @@ func (s *demoSpeaker) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 		line := append(append([]byte(nil), s.prefix...), s.buf[:i+1]...)
-		if _, err := s.w.Write(line); err != nil {
+		if s.t.hold && s.w == s.t.w {
+			s.t.held = append(s.t.held, line)
+		} else if _, err := s.w.Write(line); err != nil {
 			return 0, err
 		}
 		s.buf = s.buf[i+1:]
@@ -287,6 +296,7 @@ func (s *demoSpeaker) Write(p []byte) (int, error) {
 // stdin's, a deadline can interrupt (Ctrl-C ends a pause at once).
 type demoPacer struct {
 	tty *os.File
+	out *os.File // stdout, whose size a page fits
 	buf [256]byte
 }
 
@@ -299,7 +309,91 @@ func newDemoPacer(stdout io.Writer) *demoPacer {
 	if err != nil {
 		return nil
 	}
-	return &demoPacer{tty: tty}
+	return &demoPacer{tty: tty, out: terminalFile(stdout)}
+}
+
+// size is the terminal's rows and columns: LINES and COLUMNS when set,
+// else the terminal's own, else 24 by 80.
+func (p *demoPacer) size() (rows, cols int) {
+	rows, cols = 24, 80
+	if p.out != nil {
+		if w, h, err := readline.GetSize(int(p.out.Fd())); err == nil && w > 0 && h > 0 {
+			rows, cols = h, w
+		}
+	}
+	if n, err := strconv.Atoi(os.Getenv("LINES")); err == nil && n > 0 {
+		rows = n
+	}
+	if n, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && n > 0 {
+		cols = n
+	}
+	return max(rows, 4), max(cols, 20)
+}
+
+// demoMorePrompt ends a screen that is not the end of its part.
+const demoMorePrompt = "  press Enter for more of this part (Ctrl-C stops the demo) "
+
+// page writes the held lines a screen at a time, so that nothing scrolls
+// away unread: when they do not fit above prompt (the one that ends the
+// part; "" at the end of the demo, where the shell's prompt follows), it
+// pauses after each screenful. ctx ends it.
+func (d *demo) page(prompt string) {
+	t := d.term
+	t.mu.Lock()
+	lines := t.held
+	t.held = nil
+	t.mu.Unlock()
+	for len(lines) > 0 && !d.stopped() {
+		rows, cols := d.pacer.size()
+		last := 1 // the shell's prompt
+		if prompt != "" {
+			last = displayRows(d.pal.dim.Sprint(prompt), cols)
+		}
+		n := linesFitting(lines, rows-last, cols)
+		if n < len(lines) {
+			n = max(1, linesFitting(lines, rows-displayRows(demoMorePrompt, cols), cols))
+		}
+		t.mu.Lock()
+		for _, l := range lines[:n] {
+			t.w.Write(l)
+		}
+		t.mu.Unlock()
+		lines = lines[n:]
+		if len(lines) > 0 {
+			d.pacer.wait(d.ctx, t.w, d.pal.dim.Sprint(demoMorePrompt))
+		}
+	}
+}
+
+// unhold writes what is held at once and holds nothing more.
+func (t *demoTerm) unhold() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, l := range t.held {
+		t.w.Write(l)
+	}
+	t.held, t.hold = nil, false
+}
+
+// linesFitting is how many of lines, from the first, fill at most rows
+// rows of a terminal cols wide.
+func linesFitting(lines [][]byte, rows, cols int) int {
+	used := 0
+	for i, l := range lines {
+		if used += displayRows(string(l), cols); used > rows {
+			return i
+		}
+	}
+	return len(lines)
+}
+
+// ansiEscape matches the colour sequences the demo writes.
+var ansiEscape = regexp.MustCompile("\x1b\\[[0-9;]*[A-Za-z]")
+
+// displayRows is how many rows a line takes on a terminal cols wide.
+func displayRows(line string, cols int) int {
+	line = strings.TrimRight(ansiEscape.ReplaceAllString(line, ""), "\r\n")
+	return max(1, (utf8.RuneCountInString(line)+cols-1)/cols)
 }
 
 // wait prints prompt and waits for Enter or the end of ctx. A terminal that

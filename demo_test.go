@@ -236,23 +236,47 @@ func TestDemoPacedOnATerminal(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	bin := replBinary(t, t.TempDir())
-	t.Run("Enter goes on", func(t *testing.T) {
+	t.Run("Enter goes on, a screen at a time", func(t *testing.T) {
+		// A terminal of 24 rows by 80 columns: each screen, from one
+		// Enter to the next prompt, fits it.
+		t.Setenv("LINES", "24")
+		t.Setenv("COLUMNS", "80")
 		term := startReplTermCmd(t, exec.Command(bin, "demo"))
-		pos := term.waitFor("press Enter for 2. alice connects", 0)
-		time.Sleep(300 * time.Millisecond) // the demo is waiting, not running on
-		if strings.Contains(term.output(), "── 2. alice connects") {
-			t.Fatal("part 2 started without Enter")
-		}
-		term.send("\r")
-		pos = term.waitFor("── 2. alice connects", pos)
-		for _, part := range []string{"3. bob connects", "4. They chat", "5. The capture", "6. Later", "7. An attacker", "Try it in three terminals"} {
-			pos = term.waitFor("press Enter for "+part, pos)
+		start, screens := 0, 0
+		for {
+			end, done := nextDemoPrompt(t, term, start)
+			out := term.output()
+			if screens == 0 {
+				if !strings.Contains(out[start:end], "press Enter for 2. alice connects") {
+					t.Fatalf("the first pause is not before part 2:\n%s", out[start:end])
+				}
+				time.Sleep(300 * time.Millisecond) // the demo is waiting, not running on
+				if strings.Contains(term.output(), "── 2. alice connects") {
+					t.Fatal("part 2 started without Enter")
+				}
+			}
+			screens++
+			rows, last := screenRows(out[start:end], 80), 24
+			if done {
+				last = 23 // the shell's prompt follows
+			}
+			if rows > last {
+				t.Errorf("screen %d takes %d rows of 24:\n%s", screens, rows, out[start:end])
+			}
+			if done {
+				break
+			}
 			term.send("\r")
-			pos = term.waitFor("── "+part, pos)
+			start = end
 		}
 		if code := term.exitCode(); code != 0 {
 			t.Errorf("exit %d", code)
 		}
+		out := term.output()
+		inOrder(t, out, "── 1. The server starts", "press Enter for 2. alice connects", "── 2. alice connects",
+			"press Enter for 3. bob connects", "── 3. bob connects", "── 4. They chat", "── 5. The capture",
+			"press Enter for more of this part", "── 6. Later", "── 7. An attacker", "── Try it in three terminals")
+		t.Logf("%d screens", screens)
 	})
 	t.Run("Ctrl-C at a pause stops", func(t *testing.T) {
 		term := startReplTermCmd(t, exec.Command(bin, "demo"))
@@ -273,4 +297,46 @@ func TestDemoPacedOnATerminal(t *testing.T) {
 			t.Errorf("output after Ctrl-C:\n%s", out)
 		}
 	})
+}
+
+// nextDemoPrompt waits for the demo's next pause after from, and returns
+// the offset past its prompt; or, when the demo exits first, the end of
+// its output and done.
+func nextDemoPrompt(t *testing.T, term *replTerm, from int) (end int, done bool) {
+	t.Helper()
+	const tail = "(Ctrl-C stops the demo) "
+	deadline := time.Now().Add(replWait)
+	for {
+		out := term.output()
+		if i := strings.Index(out[from:], tail); i >= 0 {
+			return from + i + len(tail), false
+		}
+		select {
+		case <-term.readDone:
+			out = term.output()
+			if i := strings.Index(out[from:], tail); i >= 0 {
+				return from + i + len(tail), false
+			}
+			return len(out), true
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no pause and no exit within %v after:\n%s", replWait, out[from:])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// screenRows is how many rows of a terminal cols wide the output between
+// two pauses takes: the echo of the Enter that ended the last pause, then
+// the lines, then the next prompt.
+func screenRows(out string, cols int) int {
+	out = ansiEscape.ReplaceAllString(out, "")
+	out = strings.TrimPrefix(out, "\r\n")
+	out = strings.TrimSuffix(out, "\r\n")
+	rows := 0
+	for _, line := range strings.Split(out, "\n") {
+		rows += displayRows(line, cols)
+	}
+	return rows
 }
