@@ -153,6 +153,10 @@ const (
 	demoCapture = "chat.jsonl"
 	demoKeylog  = "keys.log"
 	demoKeyName = "server.pem"
+
+	demoAttackCapture = "attacks.jsonl" // part 7's servers
+	demoAttackKeylog  = "attacks.log"
+	demoPageCapture   = "demo.jsonl" // the capture of the lesson page: both of the above
 )
 
 func (d *demo) run(ctx context.Context, page io.Writer, pageName string) (err error) {
@@ -287,12 +291,24 @@ func (d *demo) run(ctx context.Context, page io.Writer, pageName string) (err er
 
 	if page != nil {
 		d.section("8. The lesson page")
-		both := &replayKeys{keylog: entries, keylogName: demoKeylog, rsa: d.key, rsaName: demoKeyName, rsaFP: d.fp}
-		opts := &replayOptions{name: demoCapture, view: "both", keys: both, projector: d.projector}
-		o := newHTMLOutput(page, opts)
-		if err := d.replay(capturePath, opts, o); err != nil {
+		// The page is of the whole demo: the chat, then the attacks'
+		// servers (part 7), in one capture.
+		pagePath := filepath.Join(d.dir, demoPageCapture)
+		if err := mergeCaptures(pagePath, d.addr, capturePath, filepath.Join(d.dir, demoAttackCapture)); err != nil {
 			return err
 		}
+		attackKeys, err := readDemoKeylog(filepath.Join(d.dir, demoAttackKeylog))
+		if err != nil {
+			return err
+		}
+		all := append(append(keylogEntries(nil), entries...), attackKeys...)
+		both := &replayKeys{keylog: all, keylogName: demoKeylog + " and " + demoAttackKeylog, rsa: d.key, rsaName: demoKeyName, rsaFP: d.fp}
+		opts := &replayOptions{name: demoPageCapture, view: "both", keys: both, projector: d.projector}
+		o := newHTMLOutput(page, opts)
+		if err := d.replay(pagePath, opts, o); err != nil {
+			return err
+		}
+		d.printf("(the capture of parts 2 to 4, then of part 7's servers)\n")
 		d.printf("wrote %s: %d connections, %d frames, %d records decrypted; open it in a browser\n", pageName, o.page.Stats.Conns, o.page.Stats.Frames, o.page.Stats.Decrypted)
 	}
 
@@ -435,12 +451,65 @@ func (d *demo) dropLog() {
 }
 
 func (d *demo) readKeylog() (keylogEntries, error) {
-	f, err := os.Open(filepath.Join(d.dir, demoKeylog))
+	return readDemoKeylog(filepath.Join(d.dir, demoKeylog))
+}
+
+func readDemoKeylog(path string) (keylogEntries, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	return parseKeylog(f)
+}
+
+// mergeCaptures writes to dst one capture, recorded by the server at
+// addr, of the connections of each of srcs in turn (encchat captures),
+// numbered on from 1, each at its time from the first capture's start.
+func mergeCaptures(dst, addr string, srcs ...string) (err error) {
+	files := make([]*captureReader, len(srcs))
+	for i, src := range srcs {
+		f, err := os.Open(src)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if files[i], err = newCaptureReader(f); err != nil {
+			return fmt.Errorf("%s: %v", filepath.Base(src), err)
+		}
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	clock := files[0].Started
+	c := newCapture(out, "server", addr, func() time.Time { return clock })
+	defer func() {
+		if cerr := c.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	var ev captureEvent
+	for _, cr := range files {
+		conns := map[int]*capConn{}
+		for {
+			if err := cr.next(&ev); err == io.EOF {
+				break
+			} else if err != nil {
+				return err
+			}
+			clock = cr.Started.Add(time.Duration(ev.T * float64(time.Second)))
+			switch ev.Kind {
+			case capOpen:
+				conns[ev.Conn] = c.open(ev.Client, ev.Server)
+			case capData:
+				conns[ev.Conn].data(ev.Dir, ev.Data)
+			case capClose:
+				conns[ev.Conn].close()
+			}
+		}
+	}
+	return nil
 }
 
 // replay replays the capture at path into out.

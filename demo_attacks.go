@@ -12,6 +12,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -22,16 +23,27 @@ const (
 )
 
 // attacks is the act: the same two attacks on a classic and a modern server.
-func (d *demo) attacks(ctx context.Context, title string) error {
+// The servers record into one capture, with its key log, for the lesson page.
+func (d *demo) attacks(ctx context.Context, title string) (err error) {
 	d.section(title)
 	d.logMu.Lock()
 	d.attackLog = true
 	d.logMu.Unlock()
 	d.printf("An attacker on the path holds no key at all. Alice types %q.\n", demoPay)
+	rec, kl, closeBoth, err := openRecordFiles(filepath.Join(d.dir, demoAttackCapture), filepath.Join(d.dir, demoAttackKeylog), "server", "")
+	if err != nil {
+		return err
+	}
+	closeFiles := sync.OnceFunc(closeBoth)
+	defer closeFiles()
 	for _, suite := range []string{suiteClassic, suiteModern} {
-		if err := d.attackSuite(ctx, suite); err != nil {
+		if err := d.attackSuite(ctx, suite, rec, kl); err != nil {
 			return err
 		}
+	}
+	closeFiles()
+	if err := rec.Err(); err != nil {
+		return err
 	}
 	d.printf("\n  Classic: CBC without a MAC let a blind bit flip change the amount, and a server key that never\n")
 	d.printf("  changes, with no randomness of the server's own, let a recording log alice in again.\n")
@@ -41,13 +53,13 @@ func (d *demo) attacks(ctx context.Context, title string) error {
 }
 
 // attackSuite runs both attacks against a fresh server of one suite.
-func (d *demo) attackSuite(ctx context.Context, suite string) (err error) {
+func (d *demo) attackSuite(ctx context.Context, suite string, srvRec *capture, srvKeys *keylog) (err error) {
 	d.printf("\n%s\n\n", d.pal.system.Sprint("  · the "+suite+" suite"))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	srv, err := newServer(serverConfig{Key: d.key, Suite: suite, Log: d.logEvent})
+	srv, err := newServer(serverConfig{Key: d.key, Suite: suite, Record: srvRec, Keylog: srvKeys, Log: d.logEvent})
 	if err != nil {
 		ln.Close()
 		return err

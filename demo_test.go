@@ -54,7 +54,7 @@ func TestDemo(t *testing.T) {
 				"── 5. The capture: what a sniffer saw, beside what the peers read",
 				"SNIFFER: what anyone on the path sees",
 				"── 6. Later, the server's private key is stolen",
-				"wrote " + pagePath + ": 2 connections",
+				"wrote " + pagePath + ": 8 connections", // the chat's 2, then part 7's 3 in each suite
 				// The attacks with no key, in both suites whatever -suite says.
 				"── 7. An attacker with no key: a message rewritten, a session replayed",
 				"bob    │ [",
@@ -90,6 +90,28 @@ func TestDemo(t *testing.T) {
 			// right after its /quit.
 			inOrder(t, text, "[ENCRYPTED BROADCAST] bob: "+demoGoodbye, "bob    │ bob> /quit", "[LEAVE] bob left the chat",
 				"alice  │ alice> /quit", "[LEAVE] alice left the chat", "── 5. The capture")
+			// Parts 2, 3 and 7 in the order things happened: the server's
+			// log of sending a frame before the client's line of getting
+			// it, its log of getting one after the client's of sending it.
+			for _, who := range []string{"alice", "bob"} {
+				part := demoPart(t, text, map[string]string{"alice": "── 2. ", "bob": "── 3. "}[who])
+				p := who + strings.Repeat(" ", 7-len(who)) + "│ "
+				if suite == suiteClassic {
+					inOrder(t, part, "] [HANDSHAKE] Starting with", "] [HANDSHAKE] Sent RSA public key", p+"[1/5]",
+						p+"[4/5]", "] [HANDSHAKE] Received encrypted AES key", "] [HANDSHAKE] Sent encrypted confirmation", p+"[5/5]",
+						"] [JOIN] "+who+" joined", p+center70(securedTitle))
+				} else {
+					inOrder(t, part, "] [HANDSHAKE] Starting with", p+"[1/5]", p+"[5/5]", "] [JOIN] "+who+" joined", p+center70(securedTitle))
+				}
+			}
+			attacks := demoPart(t, text, "── 7. ")
+			inOrder(t, attacks, "· the classic suite", "] [JOIN] bob joined", "tap    │ client 1", "] [JOIN] alice joined",
+				"bob    │ [", "alice joined (secure channel)", "alice  │ alice> pay bob 10 coins", "tap    │ client 1", "IV byte 8 flipped",
+				"] [ENCRYPTED BROADCAST] alice: pay bob 90 coins", "bob    │ [", "] alice: pay bob 90 coins",
+				"replay │ → frame 2", "] [JOIN] alice joined", "replay │ ← 300 B", "replay │ → frame 3", "] [ENCRYPTED BROADCAST] alice: pay bob 10 coins",
+				"bob    │ [", "] alice: pay bob 10 coins", "replay │ ACCEPTED", "· the modern suite", "] [JOIN] bob joined", "tap    │ client 1",
+				"] [JOIN] alice joined", "alice  │ alice> pay bob 10 coins", "] [LEAVE] alice left the chat (record rejected", "bob    │ [", "] [SYSTEM] alice left the chat",
+				"replay │ → frame 3", "] [REFUSED]", "replay │ REFUSED")
 			// The real client prints nothing after /quit; piped, the demo
 			// does not pause.
 			for _, no := range []string{"(disconnected)", "press Enter"} {
@@ -116,6 +138,18 @@ func TestDemo(t *testing.T) {
 			}
 			if !strings.Contains(string(page), suite+" suite</h2>") {
 				t.Errorf("the page does not name the %s suite", suite)
+			}
+			// Part 7's attacks are on the page: the classic forgery, its
+			// replay beside it, and the modern replay.
+			for _, want := range []string{
+				"pay bob 90 coins", "pay bob 10 coins",
+				"REPLAYED, NOT BYTE FOR BYTE: this connection&#39;s client sends connection 4&#39;s session again",
+				"SENT AGAIN: connection 5 replays this connection&#39;s session",
+				"REPLAYED: this connection&#39;s client sends connection 7&#39;s bytes again",
+			} {
+				if !strings.Contains(string(page), want) {
+					t.Errorf("the page lacks %q", want)
+				}
 			}
 
 			left, err := os.ReadDir(tmp)
@@ -339,4 +373,19 @@ func screenRows(out string, cols int) int {
 		rows += displayRows(line, cols)
 	}
 	return rows
+}
+
+// demoPart is the part of the demo's output that starts with the rule
+// head, up to the next part's rule.
+func demoPart(t *testing.T, text, head string) string {
+	t.Helper()
+	i := strings.Index(text, head)
+	if i < 0 {
+		t.Fatalf("no part %q", head)
+	}
+	part := text[i+len(head):]
+	if j := strings.Index(part, "\n── "); j >= 0 {
+		part = part[:j]
+	}
+	return part
 }

@@ -250,10 +250,10 @@ func replaySend(ctx context.Context, addr string, c *sentConn, report func(strin
 		report(fmt.Sprintf("  the recorded client's first frame (%d B) is neither suite's: sent anyway", len(c.frames[0])))
 	}
 	for i := 0; i < len(answers) && i < len(c.frames); i++ {
+		report(fmt.Sprintf("→ frame %d, %s, %d B, as recorded", i+1, names[i], len(c.frames[i])))
 		if err := writeFrame(conn, c.frames[i]); err != nil {
 			return refusedAfter(suite, i, c, first, "the write failed: "+err.Error()), nil
 		}
-		report(fmt.Sprintf("→ frame %d, %s, %d B, as recorded", i+1, names[i], len(c.frames[i])))
 		for a := 0; a < answers[i]; a++ {
 			f, closed, timedOut := frames.next(sendAnswerWait)
 			switch {
@@ -275,17 +275,17 @@ func replaySend(ctx context.Context, addr string, c *sentConn, report func(strin
 		report(fmt.Sprintf("← %d B %s", len(f), describeSendAnswer(suite, -1, f)))
 	}
 	rest := c.frames[len(answers):]
-	for _, f := range rest {
-		if err := writeFrame(conn, f); err != nil {
-			break
-		}
-	}
 	switch len(rest) {
 	case 0:
 	case 1:
 		report(fmt.Sprintf("→ frame %d, a chat record, as recorded", len(c.frames)))
 	default:
 		report(fmt.Sprintf("→ frames %d–%d, %d chat records, as recorded", len(answers)+1, len(c.frames), len(rest)))
+	}
+	for _, f := range rest {
+		if err := writeFrame(conn, f); err != nil {
+			break
+		}
 	}
 	n, size := 0, 0
 	closedAtEnd := false
@@ -324,10 +324,10 @@ func replayOtherSuite(conn net.Conn, frames *sendFrames, c *sentConn, recorded, 
 	name := sendFrameNames(recorded)[0]
 	want := sendFrameNames(suite)[0]
 	why := fmt.Sprintf("the recording is a %s session and the server speaks the %s suite: it wants a %s first and cannot read the recorded %s as one. The suites differ, so no recording of the other suite is ever accepted, whatever the keys", recorded, suite, want, name)
+	report(fmt.Sprintf("→ frame 1, %s session's %s, %d B, as recorded", recorded, name, len(c.frames[0])))
 	if err := writeFrame(conn, c.frames[0]); err != nil {
 		return sendResult{Outcome: sendRefused, Why: "the write failed: " + err.Error() + ": " + why}
 	}
-	report(fmt.Sprintf("→ frame 1, %s session's %s, %d B, as recorded", recorded, name, len(c.frames[0])))
 	for {
 		f, closed, timedOut := frames.next(sendAnswerWait)
 		switch {
