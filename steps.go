@@ -274,6 +274,29 @@ func (s protocolSteps) next(from int, d wireDir, k frameKind) int {
 	return -1
 }
 
+// stepFinder follows one connection's frames through its suite's
+// handshake: it names the step each frame is, in order, until the first
+// frame that is none (see next).
+type stepFinder struct {
+	next int // where the next frame's step is looked for; -1: past the handshake
+}
+
+// find returns the step a frame sent in direction d, of kind k, is, in the
+// table of suite, or nil.
+func (sf *stepFinder) find(suite string, d wireDir, k frameKind) *protocolStep {
+	steps := stepsOf(suite)
+	if steps == nil || sf.next < 0 {
+		return nil
+	}
+	i := steps.next(sf.next, d, k)
+	if i < 0 {
+		sf.next = -1
+		return nil
+	}
+	sf.next = i + 1
+	return &steps[i]
+}
+
 // workBefore is the work done off the wire right before step i.
 func (s protocolSteps) workBefore(from, i int) protocolSteps {
 	j := i
