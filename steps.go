@@ -102,22 +102,22 @@ type protocolSteps []protocolStep
 // answer. The walk-through's titles are the ones the seed's client prints,
 // [1/5] to [5/5] on chart Steps 1, 2, 3, 4 and 6 (see chartStep).
 var classicSteps = protocolSteps{
-	// Step 1.
+	// Step 1; the walk-through's [1/5].
 	{By: partyServer, Kind: kindPublicKey,
 		Title:   "Receiving server's RSA public key...",
 		Sniffer: "server public key (PEM): readable by anyone",
 		Flipped: "a client that pinned the real key refuses it; one that did not sends its session key to a key nobody holds",
 		Name:    "Step 1 · Server RSA Public Key",
 		Label:   "Step 1 · RSA public key"},
-	// Step 2.
+	// Step 2; [2/5].
 	{By: partyClient,
 		Title: "Generating AES-256 symmetric key..."},
-	// Step 3: the lesson draws steps 2 and 3 in one box.
+	// Step 3; [3/5]. The lesson draws Steps 2 and 3 in one box.
 	{By: partyClient,
 		Title: "Encrypting AES key with server's RSA public key...",
 		Label: "2–3",
 		Work:  "Steps 2–3, client: generates a random AES-256 key and encrypts it with the server's RSA public key (RSA-OAEP). Nothing goes on the wire."},
-	// Step 4.
+	// Step 4; [4/5].
 	{By: partyClient, Kind: kindKeyTransport,
 		Title:   "Sending encrypted AES key to server...",
 		Sniffer: "key-transport blob: the session key under RSA-OAEP, 256 B",
@@ -129,7 +129,8 @@ var classicSteps = protocolSteps{
 	{By: partyServer,
 		Label: "5",
 		Work:  "Step 5, server: decrypts the AES key with its RSA private key. Only the holder of that key can."},
-	// Step 6: a sealed record, like every frame from here on.
+	// Step 6; [5/5], whose result line is the check of Step 7. A sealed
+	// record, like every frame from here on.
 	{By: partyServer, Kind: kindSealed,
 		Title: "Receiving encrypted confirmation from server...",
 		Name:  "Step 6 · Encrypted Confirmation",
