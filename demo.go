@@ -3,8 +3,10 @@
 // directory; two scripted clients, alice and bob, connect (showing their
 // handshake walk-throughs) and chat; then the capture is replayed as the
 // sniffer saw it beside what the peers read, and with the server's private
-// key alone. Everything runs in this process and is stopped, and the
-// temporary directory removed, before it returns.
+// key alone; then the attacks with no key (demo_attacks.go); with -html, a
+// lesson page of all of it. The server's log is printed among the clients'
+// lines in the order things happened. Everything runs in this process and
+// is stopped, and the temporary directory removed, before it returns.
 
 package main
 
