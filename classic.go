@@ -151,8 +151,9 @@ func oaepDecrypt(priv *rsa.PrivateKey, blob, label []byte) ([]byte, error) {
 }
 
 // classicServerHandshake is the seed's handshake, server side, with the
-// key cfg.Key. Steps 4 and 5 (the username and the welcome) are the same
-// in both suites: server.go does them.
+// key cfg.Key: the chart's Steps 1, 5 and 6 (steps.go's classicSteps), with
+// Step 4 received. Step 8 (the username, and the welcome after it) is the
+// same in both suites: server.go does it.
 func classicServerHandshake(rw io.ReadWriter, cfg *handshakeConfig) (recordCipher, error) {
 	cfg = cfg.withDefaults()
 	if cfg.Key == nil {
@@ -169,8 +170,8 @@ func classicServerHandshake(rw io.ReadWriter, cfg *handshakeConfig) (recordCiphe
 	}
 	cfg.Log(fmt.Sprintf("Sent RSA public key (%d bytes)", len(pemKey)))
 
-	// Step 2: receive the AES key under RSA-OAEP, and decrypt it. The blob
-	// is exactly 256 bytes (one RSA-2048 block); anything else ends here.
+	// Step 4: receive the AES key under RSA-OAEP. The blob is exactly 256
+	// bytes (one RSA-2048 block); anything else ends here.
 	blob, err := readFrameLimit(rw, rsaBlobSize)
 	if err != nil {
 		return nil, fmt.Errorf("encrypted AES key: %w", err)
@@ -179,6 +180,7 @@ func classicServerHandshake(rw io.ReadWriter, cfg *handshakeConfig) (recordCiphe
 		return nil, fmt.Errorf("encrypted AES key is %d bytes, want %d", len(blob), rsaBlobSize)
 	}
 	cfg.Log(fmt.Sprintf("Received encrypted AES key (%d bytes)", len(blob)))
+	// Step 5: decrypt it with the private key.
 	var key []byte
 	cfg.Limit(func() { key, err = classicUnwrapKey(cfg.Key, blob) })
 	if err != nil {
@@ -187,7 +189,7 @@ func classicServerHandshake(rw io.ReadWriter, cfg *handshakeConfig) (recordCiphe
 	cfg.Keylog.logKey(keylogClassic, blob[:8], key)
 	cfg.Log(fmt.Sprintf("Decrypted AES-256 key (%d bytes)", len(key)))
 
-	// Step 3: prove it, with HANDSHAKE_OK sealed under that key.
+	// Step 6: prove it, with HANDSHAKE_OK sealed under that key.
 	rc, err := newClassicCipher(key, cfg.Rand)
 	if err != nil {
 		return nil, err
@@ -204,14 +206,16 @@ func classicServerHandshake(rw io.ReadWriter, cfg *handshakeConfig) (recordCiphe
 }
 
 // classicClientHandshake is the seed's handshake, client side, from the
-// server's first frame (first, its PEM key). It reports the walk-through
-// the seed's client.py prints, [1/5] to [5/5], titled from classicSteps in
-// steps.go; those are not the protocol's steps, which the comments number. Steps 4 and 5 (the username and the
-// welcome) are the same in both suites: session.go does them.
+// server's first frame (Step 1, its PEM key): the chart's Steps 1 to 7,
+// numbered in these comments as the seed's chart numbers them. It reports
+// the walk-through the seed's client.py prints, [1/5] to [5/5], titled
+// from classicSteps in steps.go, which says the chart step of each line
+// (chartStep: Steps 1, 2, 3, 4 and 6). Step 8 (the username, and the
+// welcome after it) is the same in both suites: session.go does it.
 func classicClientHandshake(rw io.ReadWriter, first []byte, cfg *handshakeConfig) (recordCipher, error) {
 	cfg = cfg.withDefaults()
 
-	// Step 1: the server's public key, then its check against the pin.
+	// Step 1: the server's public key, then its check against the pin ([1/5]).
 	pub, err := parsePublicKeyPEM(first)
 	if err != nil {
 		return nil, err
@@ -227,7 +231,7 @@ func classicClientHandshake(rw io.ReadWriter, first []byte, cfg *handshakeConfig
 	}
 	cfg.Step(handshakeStep{Title: "Server identity", Results: []string{note}})
 
-	// Step 2: a fresh AES-256 key, sent under RSA-OAEP.
+	// Step 2: a fresh AES-256 key ([2/5]).
 	key := make([]byte, aesKeySize)
 	if _, err := io.ReadFull(cfg.Rand, key); err != nil {
 		return nil, err
@@ -235,6 +239,7 @@ func classicClientHandshake(rw io.ReadWriter, first []byte, cfg *handshakeConfig
 	cfg.Step(handshakeStep{N: 2, Total: 5, Title: classicSteps.title(2),
 		Results: []string{"Generated AES-256 key (32 random bytes)"}})
 
+	// Step 3: the key encrypted with the server's key, RSA-OAEP ([3/5]).
 	blob, err := classicWrapKey(cfg.Rand, pub, key)
 	if err != nil {
 		return nil, err
@@ -242,6 +247,7 @@ func classicClientHandshake(rw io.ReadWriter, first []byte, cfg *handshakeConfig
 	cfg.Step(handshakeStep{N: 3, Total: 5, Title: classicSteps.title(3),
 		Results: []string{fmt.Sprintf("Encrypted AES key (%d bytes, RSA-OAEP)", len(blob))}})
 
+	// Step 4: the encrypted key, to the server ([4/5]).
 	if err := writeFrame(rw, blob); err != nil {
 		return nil, err
 	}
@@ -249,7 +255,8 @@ func classicClientHandshake(rw io.ReadWriter, first []byte, cfg *handshakeConfig
 	cfg.Step(handshakeStep{N: 4, Total: 5, Title: classicSteps.title(4),
 		Results: []string{"Sent encrypted key"}})
 
-	// Step 3: HANDSHAKE_OK proves the server holds the RSA key.
+	// Steps 6 and 7: the confirmation, and its check: HANDSHAKE_OK proves
+	// the server holds the RSA key ([5/5]).
 	rc, err := newClassicCipher(key, cfg.Rand)
 	if err != nil {
 		return nil, err

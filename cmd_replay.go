@@ -31,7 +31,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	jsonOut := fs.Bool("json", false, "print one JSON object per frame")
 	htmlPath := fs.String("html", "", "write a lesson page to `file`")
 	projector := fs.Bool("projector", false, "with -html: the page on a larger type scale, for a projector")
-	sendAddr := fs.String("send", "", "the replay attack: send the recorded client bytes of -conn N (or of every connection, in order) to the live server at `address` (loopback only); exit 0 if it accepts them, 1 if it refuses")
+	sendAddr := fs.String("send", "", "the replay attack: send the recorded client bytes of -conn N (or of every connection, in order) to the live server at `address` (loopback only); a summary counts what the server accepted and refused; exit 0 if it accepted every connection sent, 1 if it refused one, 2 if not all could be tried")
 
 	// Flags may follow the capture name too.
 	var names []string
@@ -56,6 +56,11 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		return 2
 	case len(names) > 1:
 		errorf(stderr, "replay: unexpected argument %q", names[1])
+		return 2
+	}
+	if isKeylogFile(names[0]) {
+		errorf(stderr, "replay: %s is a key log, not a capture", names[0])
+		hintf(stderr, "give it with -keylog, and the capture it decrypts as the argument: encchat replay -keylog %s CAPTURE", names[0])
 		return 2
 	}
 	if *projector && *htmlPath == "" {
@@ -247,4 +252,35 @@ func parseSessionKey(s string) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("must be %d bytes in hex (64 digits) or base64 (44 characters)", aesKeySize)
+}
+
+// isKeylogFile reports whether the file at path reads as a key log (its
+// first line that is not blank is a key log's comment or a
+// "LABEL <session id hex> <secret hex>" line): a user who names it where the
+// capture goes meant -keylog.
+func isKeylogFile(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var head [512]byte
+	n, _ := io.ReadFull(f, head[:])
+	for _, line := range strings.Split(string(head[:n]), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if strings.HasPrefix(line, "# encchat key log") {
+			return true
+		}
+		fs := strings.Fields(line)
+		if len(fs) != 3 || !validKeylogLabel(fs[0]) {
+			return false
+		}
+		_, err1 := hex.DecodeString(fs[1])
+		_, err2 := hex.DecodeString(fs[2])
+		return err1 == nil && err2 == nil
+	}
+	return false
 }

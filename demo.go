@@ -3,8 +3,10 @@
 // directory; two scripted clients, alice and bob, connect (showing their
 // handshake walk-throughs) and chat; then the capture is replayed as the
 // sniffer saw it beside what the peers read, and with the server's private
-// key alone. Everything runs in this process and is stopped, and the
-// temporary directory removed, before it returns.
+// key alone; then the attacks with no key (demo_attacks.go); with -html, a
+// lesson page of all of it. The server's log is printed among the clients'
+// lines in the order things happened. Everything runs in this process and
+// is stopped, and the temporary directory removed, before it returns.
 
 package main
 
@@ -18,7 +20,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -64,6 +65,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	d.projector = *projector
 	defer d.pacer.close()
+	d.term.hold = d.pacer != nil
 	d.stdout = d.term.speaker("", nil)
 	d.server = d.term.speaker("server", d.pal.dim)
 	var page *os.File
@@ -82,6 +84,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		pageW = page
 	}
 	err := d.run(ctx, pageW, *htmlPath)
+	if err == nil && ctx.Err() == nil {
+		d.page("")
+	}
+	if ctx.Err() == nil {
+		d.term.unhold() // what led to an error
+	}
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err() // interrupted during a pause
 	}
@@ -125,9 +133,21 @@ type demo struct {
 	key       *rsa.PrivateKey
 	fp        string
 
-	logMu  sync.Mutex
-	srvLog []serverEvent // the server's log since it was last shown
-	logged chan struct{} // signalled at each log event
+	// The server's log and the tap's reports, in the order they happened;
+	// they are printed where they belong among the clients' lines (see
+	// showLogTo and showLogThrough).
+	logMu     sync.Mutex
+	bg        []demoLogLine
+	shown     int           // bg[:shown] are printed
+	logged    chan struct{} // signalled at each new line
+	attackLog bool          // the attacks' act: the handshakes' steps are left out
+}
+
+// demoLogLine is one line of the server's log or the tap's reports.
+type demoLogLine struct {
+	who  *demoSpeaker
+	ev   serverEvent // the server's event; Kind "" for the tap
+	text string
 }
 
 // File names inside the demo's temporary directory; they show in the
@@ -136,6 +156,10 @@ const (
 	demoCapture = "chat.jsonl"
 	demoKeylog  = "keys.log"
 	demoKeyName = "server.pem"
+
+	demoAttackCapture = "attacks.jsonl" // part 7's servers
+	demoAttackKeylog  = "attacks.log"
+	demoPageCapture   = "demo.jsonl" // the capture of the lesson page: both of the above
 )
 
 func (d *demo) run(ctx context.Context, page io.Writer, pageName string) (err error) {
@@ -192,7 +216,7 @@ func (d *demo) run(ctx context.Context, page io.Writer, pageName string) (err er
 		if p != nil {
 			peers = append(peers, p)
 		}
-		d.showServerLog()
+		d.showLog()
 		return p, err
 	}
 
@@ -222,27 +246,22 @@ func (d *demo) run(ctx context.Context, page io.Writer, pageName string) (err er
 		func() error { return alice.expect(ctx, "bob: "+demoGoodbye) },
 		func() error { return bob.say("/quit") },
 		func() error { return bob.waitClosed(ctx) },
-		func() error { return d.serverLogged(ctx, evLeave, "bob left") },
+		func() error { return d.showLogThrough(ctx, 0, evLeave, "bob left") },
 		func() error { return alice.expect(ctx, "bob left") },
 		func() error { return alice.say("/quit") },
 		func() error { return alice.waitClosed(ctx) },
-		func() error { return d.serverLogged(ctx, evLeave, "alice left") },
+		func() error { return d.showLogThrough(ctx, 0, evLeave, "alice left") },
 	}
-	for i, step := range steps {
+	for _, step := range steps {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if err := step(); err != nil {
 			return err
 		}
-		// The server logs a text before it relays it, so its log is
-		// complete once a client has the text.
-		if i == 3 || i == 6 || i == 8 || i == 11 {
-			d.showServerLog()
-		}
 	}
 	stopServer()
-	d.showServerLog()
+	d.showLog()
 	if serveErr != nil {
 		return serveErr
 	}
@@ -275,12 +294,24 @@ func (d *demo) run(ctx context.Context, page io.Writer, pageName string) (err er
 
 	if page != nil {
 		d.section("8. The lesson page")
-		both := &replayKeys{keylog: entries, keylogName: demoKeylog, rsa: d.key, rsaName: demoKeyName, rsaFP: d.fp}
-		opts := &replayOptions{name: demoCapture, view: "both", keys: both, projector: d.projector}
-		o := newHTMLOutput(page, opts)
-		if err := d.replay(capturePath, opts, o); err != nil {
+		// The page is of the whole demo: the chat, then the attacks'
+		// servers (part 7), in one capture.
+		pagePath := filepath.Join(d.dir, demoPageCapture)
+		if err := mergeCaptures(pagePath, d.addr, capturePath, filepath.Join(d.dir, demoAttackCapture)); err != nil {
 			return err
 		}
+		attackKeys, err := readDemoKeylog(filepath.Join(d.dir, demoAttackKeylog))
+		if err != nil {
+			return err
+		}
+		all := append(append(keylogEntries(nil), entries...), attackKeys...)
+		both := &replayKeys{keylog: all, keylogName: demoKeylog + " and " + demoAttackKeylog, rsa: d.key, rsaName: demoKeyName, rsaFP: d.fp}
+		opts := &replayOptions{name: demoPageCapture, view: "both", keys: both, projector: d.projector}
+		o := newHTMLOutput(page, opts)
+		if err := d.replay(pagePath, opts, o); err != nil {
+			return err
+		}
+		d.printf("(the capture of parts 2 to 4, then of part 7's servers)\n")
 		d.printf("wrote %s: %d connections, %d frames, %d records decrypted; open it in a browser\n", pageName, o.page.Stats.Conns, o.page.Stats.Frames, o.page.Stats.Decrypted)
 	}
 
@@ -300,8 +331,10 @@ func (d *demo) run(ctx context.Context, page io.Writer, pageName string) (err er
 	return nil
 }
 
+// printf is the demo's own words; what was logged before them is shown first.
 func (d *demo) printf(format string, args ...any) {
 	if !d.stopped() {
+		d.showLog()
 		fmt.Fprintf(d.stdout, format, args...)
 	}
 }
@@ -314,7 +347,9 @@ func (d *demo) stopped() bool { return d.ctx != nil && d.ctx.Err() != nil }
 func (d *demo) section(title string) {
 	if d.sections++; d.sections > 1 && d.pacer != nil {
 		d.printf("\n")
-		d.pacer.wait(d.ctx, d.term.w, d.pal.dim.Sprintf("  press Enter for %s (Ctrl-C stops the demo) ", title))
+		prompt := fmt.Sprintf("  press Enter for %s (Ctrl-C stops the demo) ", title)
+		d.page(prompt)
+		d.pacer.wait(d.ctx, d.term.w, d.pal.dim.Sprint(prompt))
 	}
 	if d.stopped() {
 		return
@@ -323,34 +358,87 @@ func (d *demo) section(title string) {
 	d.printf("\n%s\n\n", d.pal.system.Sprint("── "+title+" "+rule))
 }
 
-// logEvent is the server's log; it is shown between the script's steps.
+// logEvent is the server's log. It is printed among the clients' lines in
+// the order things happened: see showLogTo and showLogThrough.
 func (d *demo) logEvent(ev serverEvent) {
 	d.logMu.Lock()
 	defer d.logMu.Unlock()
-	d.srvLog = append(d.srvLog, ev)
+	if d.attackLog && ev.Kind == evHandshake && !strings.Contains(ev.Text, "✓") {
+		return // the earlier parts showed the handshake's steps
+	}
+	d.addLogLocked(demoLogLine{who: d.server, ev: ev, text: fmt.Sprintf("[%s] [%s] %s", ev.Time.Format("15:04:05"), ev.Kind, sanitizeText(ev.Text))})
+}
+
+// tapReport is a line of the tap's, kept in order with the server's log.
+func (d *demo) tapReport(who *demoSpeaker, text string) {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	d.addLogLocked(demoLogLine{who: who, text: printable(text)})
+}
+
+func (d *demo) addLogLocked(l demoLogLine) {
+	d.bg = append(d.bg, l)
 	select {
 	case d.logged <- struct{}{}:
 	default:
 	}
 }
 
-// serverLogged waits until the server has logged an event of kind holding
-// text, then shows the log: the server logs a leave after it tells the
-// others, so a client can see it before the log has it.
-func (d *demo) serverLogged(ctx context.Context, kind eventKind, text string) error {
+// logMark is the place in the log now: a client line taken at this moment
+// comes after every log line before the mark.
+func (d *demo) logMark() int {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	return len(d.bg)
+}
+
+// showLog prints every log line not printed yet.
+func (d *demo) showLog() { d.showLogTo(-1) }
+
+// showLogTo prints the log lines before mark (-1: all) not printed yet.
+func (d *demo) showLogTo(mark int) {
+	d.logMu.Lock()
+	if mark < 0 || mark > len(d.bg) {
+		mark = len(d.bg)
+	}
+	var lines []demoLogLine
+	if mark > d.shown {
+		lines = append(lines, d.bg[d.shown:mark]...)
+		d.shown = mark
+	}
+	d.logMu.Unlock()
+	for _, l := range lines {
+		fmt.Fprintln(l.who, l.text)
+	}
+}
+
+// showLogThrough waits until the server has logged an event of kind
+// holding text at or after log line from, and prints the log through it
+// (nothing, when it was printed already). The server logs some events
+// after the frame they report has gone (a key sent, a join, a leave, which
+// it logs after telling the others): the line of the client who got the
+// frame waits for the log line, so the two read in the order they happened.
+func (d *demo) showLogThrough(ctx context.Context, from int, kind eventKind, text string) error {
 	t := time.NewTimer(demoWait)
 	defer t.Stop()
 	for {
 		d.logMu.Lock()
-		found := slices.ContainsFunc(d.srvLog, func(ev serverEvent) bool { return ev.Kind == kind && strings.Contains(ev.Text, text) })
+		at := -1
+		for i := from; i < len(d.bg); i++ {
+			if ev := d.bg[i].ev; ev.Kind == kind && strings.Contains(ev.Text, text) {
+				at = i
+				break
+			}
+		}
 		d.logMu.Unlock()
-		if found {
-			d.showServerLog()
+		if at >= 0 {
+			d.showLogTo(at + 1)
 			return nil
 		}
 		select {
 		case <-d.logged:
 		case <-t.C:
+			d.showLog()
 			return fmt.Errorf("the server did not log [%s] %s", kind, text)
 		case <-ctx.Done():
 			return ctx.Err()
@@ -358,23 +446,73 @@ func (d *demo) serverLogged(ctx context.Context, kind eventKind, text string) er
 	}
 }
 
-func (d *demo) showServerLog() {
+// dropLog forgets the log lines not printed yet.
+func (d *demo) dropLog() {
 	d.logMu.Lock()
-	evs := d.srvLog
-	d.srvLog = nil
+	d.bg = d.bg[:d.shown]
 	d.logMu.Unlock()
-	for _, ev := range evs {
-		fmt.Fprintf(d.server, "[%s] [%s] %s\n", ev.Time.Format("15:04:05"), ev.Kind, sanitizeText(ev.Text))
-	}
 }
 
 func (d *demo) readKeylog() (keylogEntries, error) {
-	f, err := os.Open(filepath.Join(d.dir, demoKeylog))
+	return readDemoKeylog(filepath.Join(d.dir, demoKeylog))
+}
+
+func readDemoKeylog(path string) (keylogEntries, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	return parseKeylog(f)
+}
+
+// mergeCaptures writes to dst one capture, recorded by the server at
+// addr, of the connections of each of srcs in turn (encchat captures),
+// numbered on from 1, each at its time from the first capture's start.
+func mergeCaptures(dst, addr string, srcs ...string) (err error) {
+	files := make([]*captureReader, len(srcs))
+	for i, src := range srcs {
+		f, err := os.Open(src)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if files[i], err = newCaptureReader(f); err != nil {
+			return fmt.Errorf("%s: %v", filepath.Base(src), err)
+		}
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	clock := files[0].Started
+	c := newCapture(out, "server", addr, func() time.Time { return clock })
+	defer func() {
+		if cerr := c.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	var ev captureEvent
+	for _, cr := range files {
+		conns := map[int]*capConn{}
+		for {
+			if err := cr.next(&ev); err == io.EOF {
+				break
+			} else if err != nil {
+				return err
+			}
+			clock = cr.Started.Add(time.Duration(ev.T * float64(time.Second)))
+			switch ev.Kind {
+			case capOpen:
+				conns[ev.Conn] = c.open(ev.Client, ev.Server)
+			case capData:
+				conns[ev.Conn].data(ev.Dir, ev.Data)
+			case capClose:
+				conns[ev.Conn].close()
+			}
+		}
+	}
+	return nil
 }
 
 // replay replays the capture at path into out.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -22,13 +23,27 @@ const (
 )
 
 // attacks is the act: the same two attacks on a classic and a modern server.
-func (d *demo) attacks(ctx context.Context, title string) error {
+// The servers record into one capture, with its key log, for the lesson page.
+func (d *demo) attacks(ctx context.Context, title string) (err error) {
 	d.section(title)
+	d.logMu.Lock()
+	d.attackLog = true
+	d.logMu.Unlock()
 	d.printf("An attacker on the path holds no key at all. Alice types %q.\n", demoPay)
+	rec, kl, closeBoth, err := openRecordFiles(filepath.Join(d.dir, demoAttackCapture), filepath.Join(d.dir, demoAttackKeylog), "server", "")
+	if err != nil {
+		return err
+	}
+	closeFiles := sync.OnceFunc(closeBoth)
+	defer closeFiles()
 	for _, suite := range []string{suiteClassic, suiteModern} {
-		if err := d.attackSuite(ctx, suite); err != nil {
+		if err := d.attackSuite(ctx, suite, rec, kl); err != nil {
 			return err
 		}
+	}
+	closeFiles()
+	if err := rec.Err(); err != nil {
+		return err
 	}
 	d.printf("\n  Classic: CBC without a MAC let a blind bit flip change the amount, and a server key that never\n")
 	d.printf("  changes, with no randomness of the server's own, let a recording log alice in again.\n")
@@ -38,13 +53,13 @@ func (d *demo) attacks(ctx context.Context, title string) error {
 }
 
 // attackSuite runs both attacks against a fresh server of one suite.
-func (d *demo) attackSuite(ctx context.Context, suite string) (err error) {
+func (d *demo) attackSuite(ctx context.Context, suite string, srvRec *capture, srvKeys *keylog) (err error) {
 	d.printf("\n%s\n\n", d.pal.system.Sprint("  · the "+suite+" suite"))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	srv, err := newServer(serverConfig{Key: d.key, Suite: suite, Log: d.logEvent})
+	srv, err := newServer(serverConfig{Key: d.key, Suite: suite, Record: srvRec, Keylog: srvKeys, Log: d.logEvent})
 	if err != nil {
 		ln.Close()
 		return err
@@ -56,9 +71,7 @@ func (d *demo) attackSuite(ctx context.Context, suite string) (err error) {
 		if serr := <-served; err == nil {
 			err = serr
 		}
-		d.logMu.Lock()
-		d.srvLog = nil // the shutdown's leave notices are not part of the act
-		d.logMu.Unlock()
+		d.dropLog() // the shutdown's leave notices are not part of the act
 	}()
 	addr := ln.Addr().String()
 
@@ -73,7 +86,7 @@ func (d *demo) attackSuite(ctx context.Context, suite string) (err error) {
 	go func() {
 		tapDone <- rewriteTap(tapCtx, tapLn, addr, spec, nil, func(s string) {
 			if !strings.HasPrefix(s, "REWRITE:") {
-				fmt.Fprintln(tapOut, printable(s))
+				d.tapReport(tapOut, s)
 			}
 		})
 	}()
@@ -110,14 +123,14 @@ func (d *demo) attackSuite(ctx context.Context, suite string) (err error) {
 		if err := bob.expect(ctx, "alice: pay bob"); err != nil {
 			return err
 		}
-		d.showAttackLog()
+		d.showLog()
 		// Not /quit: the tap would flip it too, into a record that does not decrypt.
 		alice.close()
 	} else {
 		if err := alice.waitClosed(ctx); err != nil {
 			return err
 		}
-		d.showAttackLog()
+		d.showLog()
 	}
 	if err := bob.expect(ctx, "alice left"); err != nil {
 		return err
@@ -126,24 +139,30 @@ func (d *demo) attackSuite(ctx context.Context, suite string) (err error) {
 	if err := rec.Close(); err != nil {
 		return err
 	}
-	d.showAttackLog()
+	d.showLog()
 
 	d.printf("\nThe attacker recorded alice's session (no key in it) and sends it again:\n")
 	d.printf("(encchat replay -send %s %s)\n", addr, filepath.Base(capturePath))
-	conns, err := readSentConnsFile(capturePath, 0)
+	sc, err := readSentConnsFile(capturePath, 0)
 	if err != nil {
 		return err
 	}
 	out := d.term.speaker("replay", d.pal.warn)
-	for _, c := range conns {
-		res, err := replaySend(ctx, addr, c, func(s string) { fmt.Fprintln(out, printable(s)) })
+	for _, c := range sc.conns {
+		res, err := replaySend(ctx, addr, c, func(s string) {
+			bob.showArrived()
+			d.showLog()
+			fmt.Fprintln(out, printable(s))
+		})
 		if err != nil {
 			return err
 		}
 		verdict := "REFUSED: "
-		if res.Accepted {
+		if res.Accepted() {
 			verdict = "ACCEPTED: "
 		}
+		bob.showArrived()
+		d.showLog()
 		fmt.Fprintln(out, verdict+printable(res.Why))
 	}
 	if suite == suiteClassic {
@@ -152,7 +171,7 @@ func (d *demo) attackSuite(ctx context.Context, suite string) (err error) {
 		}
 	}
 	bob.drain(300 * time.Millisecond)
-	d.showAttackLog()
+	d.showLog()
 	return nil
 }
 
@@ -175,9 +194,7 @@ func (d *demo) quietPeer(ctx context.Context, name, addr, suite string, rec *cap
 	}
 	w := d.term.speaker(name, c)
 	cc := &chatClient{out: w, errw: w, pal: d.pal, scr: &screen{out: w}, list: &roster{self: name}, cs: cs}
-	p := &demoPeer{c: cc, texts: make(chan string, 64), stop: make(chan struct{}), done: make(chan struct{})}
-	go p.receive()
-	return p, nil
+	return d.newDemoPeer(cc), nil
 }
 
 // drain prints what arrives within d.
@@ -194,19 +211,4 @@ func (p *demoPeer) drain(d time.Duration) {
 			return
 		}
 	}
-}
-
-// showAttackLog is the server's log without its handshake steps, which the
-// earlier acts showed: what matters here is what the server accepted.
-func (d *demo) showAttackLog() {
-	d.logMu.Lock()
-	kept := d.srvLog[:0]
-	for _, ev := range d.srvLog {
-		if ev.Kind != evHandshake || strings.Contains(ev.Text, "✓") {
-			kept = append(kept, ev)
-		}
-	}
-	d.srvLog = kept
-	d.logMu.Unlock()
-	d.showServerLog()
 }

@@ -54,7 +54,7 @@ func TestDemo(t *testing.T) {
 				"── 5. The capture: what a sniffer saw, beside what the peers read",
 				"SNIFFER: what anyone on the path sees",
 				"── 6. Later, the server's private key is stolen",
-				"wrote " + pagePath + ": 2 connections",
+				"wrote " + pagePath + ": 8 connections", // the chat's 2, then part 7's 3 in each suite
 				// The attacks with no key, in both suites whatever -suite says.
 				"── 7. An attacker with no key: a message rewritten, a session replayed",
 				"bob    │ [",
@@ -90,6 +90,31 @@ func TestDemo(t *testing.T) {
 			// right after its /quit.
 			inOrder(t, text, "[ENCRYPTED BROADCAST] bob: "+demoGoodbye, "bob    │ bob> /quit", "[LEAVE] bob left the chat",
 				"alice  │ alice> /quit", "[LEAVE] alice left the chat", "── 5. The capture")
+			// Parts 2, 3 and 7 in the order things happened: the server's
+			// log of sending a frame before the client's line of getting
+			// it, its log of getting one after the client's of sending it.
+			for _, who := range []string{"alice", "bob"} {
+				part := demoPart(t, text, map[string]string{"alice": "── 2. ", "bob": "── 3. "}[who])
+				p := who + strings.Repeat(" ", 7-len(who)) + "│ "
+				if suite == suiteClassic {
+					inOrder(t, part, "] [HANDSHAKE] Starting with", "] [HANDSHAKE] Sent RSA public key", p+"[1/5]",
+						p+"[4/5]", "] [HANDSHAKE] Received encrypted AES key", "] [HANDSHAKE] Sent encrypted confirmation", p+"[5/5]",
+						"] [JOIN] "+who+" joined", p+center70(securedTitle))
+				} else {
+					inOrder(t, part, "] [HANDSHAKE] Starting with", p+"[1/5]", p+"[5/5]", "] [JOIN] "+who+" joined", p+center70(securedTitle))
+				}
+			}
+			attacks := demoPart(t, text, "── 7. ")
+			inOrder(t, attacks, "· the classic suite", "] [JOIN] bob joined", "tap    │ client 1", "] [JOIN] alice joined",
+				"bob    │ [", "alice joined (secure channel)", "alice  │ alice> pay bob 10 coins", "tap    │ client 1", "IV byte 8 flipped",
+				"] [ENCRYPTED BROADCAST] alice: pay bob 90 coins", "bob    │ [", "] alice: pay bob 90 coins",
+				"replay │ → frame 2", "] [JOIN] alice joined", "bob    │ [", "] [SYSTEM] alice joined", "replay │ → frame 3",
+				"] [ENCRYPTED BROADCAST] alice: pay bob 10 coins", "bob    │ [", "] alice: pay bob 10 coins", "· the modern suite")
+			// The server may refuse the modern replay as soon as the
+			// ClientFinished (frame 2) is in, before frame 3 goes.
+			inOrder(t, attacks, "· the classic suite", "replay │ → frame 3", "replay │ ACCEPTED", "· the modern suite", "] [JOIN] bob joined", "tap    │ client 1",
+				"] [JOIN] alice joined", "alice  │ alice> pay bob 10 coins", "] [LEAVE] alice left the chat (record rejected", "bob    │ [", "] [SYSTEM] alice left the chat",
+				"replay │ → frame 2", "] [REFUSED]", "replay │ REFUSED")
 			// The real client prints nothing after /quit; piped, the demo
 			// does not pause.
 			for _, no := range []string{"(disconnected)", "press Enter"} {
@@ -116,6 +141,18 @@ func TestDemo(t *testing.T) {
 			}
 			if !strings.Contains(string(page), suite+" suite</h2>") {
 				t.Errorf("the page does not name the %s suite", suite)
+			}
+			// Part 7's attacks are on the page: the classic forgery, its
+			// replay beside it, and the modern replay.
+			for _, want := range []string{
+				"pay bob 90 coins", "pay bob 10 coins",
+				"REPLAYED, NOT BYTE FOR BYTE: this connection&#39;s client sends connection 4&#39;s session again",
+				"SENT AGAIN: connection 5 replays this connection&#39;s session",
+				"REPLAYED: this connection&#39;s client sends connection 7&#39;s bytes again",
+			} {
+				if !strings.Contains(string(page), want) {
+					t.Errorf("the page lacks %q", want)
+				}
 			}
 
 			left, err := os.ReadDir(tmp)
@@ -236,33 +273,122 @@ func TestDemoPacedOnATerminal(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	bin := replBinary(t, t.TempDir())
-	t.Run("Enter goes on", func(t *testing.T) {
+	t.Run("Enter goes on, a screen at a time", func(t *testing.T) {
+		// A terminal of 24 rows by 80 columns: each screen, from one
+		// Enter to the next prompt, fits it.
+		t.Setenv("LINES", "24")
+		t.Setenv("COLUMNS", "80")
 		term := startReplTermCmd(t, exec.Command(bin, "demo"))
-		pos := term.waitFor("press Enter for 2. alice connects", 0)
-		time.Sleep(300 * time.Millisecond) // the demo is waiting, not running on
-		if strings.Contains(term.output(), "── 2. alice connects") {
-			t.Fatal("part 2 started without Enter")
-		}
-		term.send("\r")
-		pos = term.waitFor("── 2. alice connects", pos)
-		for _, part := range []string{"3. bob connects", "4. They chat", "5. The capture", "6. Later", "7. An attacker", "Try it in three terminals"} {
-			pos = term.waitFor("press Enter for "+part, pos)
+		start, screens := 0, 0
+		for {
+			end, done := nextDemoPrompt(t, term, start)
+			out := term.output()
+			if screens == 0 {
+				if !strings.Contains(out[start:end], "press Enter for 2. alice connects") {
+					t.Fatalf("the first pause is not before part 2:\n%s", out[start:end])
+				}
+				time.Sleep(300 * time.Millisecond) // the demo is waiting, not running on
+				if strings.Contains(term.output(), "── 2. alice connects") {
+					t.Fatal("part 2 started without Enter")
+				}
+			}
+			screens++
+			rows, last := screenRows(out[start:end], 80), 24
+			if done {
+				last = 23 // the shell's prompt follows
+			}
+			if rows > last {
+				t.Errorf("screen %d takes %d rows of 24:\n%s", screens, rows, out[start:end])
+			}
+			if done {
+				break
+			}
 			term.send("\r")
-			pos = term.waitFor("── "+part, pos)
+			start = end
 		}
 		if code := term.exitCode(); code != 0 {
 			t.Errorf("exit %d", code)
 		}
+		out := term.output()
+		inOrder(t, out, "── 1. The server starts", "press Enter for 2. alice connects", "── 2. alice connects",
+			"press Enter for 3. bob connects", "── 3. bob connects", "── 4. They chat", "── 5. The capture",
+			"press Enter for more of this part", "── 6. Later", "── 7. An attacker", "── Try it in three terminals")
+		t.Logf("%d screens", screens)
 	})
 	t.Run("Ctrl-C at a pause stops", func(t *testing.T) {
 		term := startReplTermCmd(t, exec.Command(bin, "demo"))
-		term.waitFor("press Enter for 2. alice connects", 0)
+		pos := term.waitFor("press Enter for 2. alice connects", 0)
 		term.send("\x03")
+		// The exit can be seen before the terminal's last bytes are read:
+		// wait for the message, then for the terminal to close.
+		term.waitFor("demo interrupted", pos)
 		if code := term.exitCode(); code != 1 {
 			t.Errorf("exit %d, want 1", code)
 		}
-		if out := term.output(); !strings.Contains(out, "demo interrupted") || strings.Contains(out, "── 2. alice connects") {
+		select {
+		case <-term.readDone:
+		case <-time.After(replWait):
+			t.Fatal("the terminal did not close after the demo exited")
+		}
+		if out := term.output(); strings.Contains(out, "── 2. alice connects") {
 			t.Errorf("output after Ctrl-C:\n%s", out)
 		}
 	})
+}
+
+// nextDemoPrompt waits for the demo's next pause after from, and returns
+// the offset past its prompt; or, when the demo exits first, the end of
+// its output and done.
+func nextDemoPrompt(t *testing.T, term *replTerm, from int) (end int, done bool) {
+	t.Helper()
+	const tail = "(Ctrl-C stops the demo) "
+	deadline := time.Now().Add(replWait)
+	for {
+		out := term.output()
+		if i := strings.Index(out[from:], tail); i >= 0 {
+			return from + i + len(tail), false
+		}
+		select {
+		case <-term.readDone:
+			out = term.output()
+			if i := strings.Index(out[from:], tail); i >= 0 {
+				return from + i + len(tail), false
+			}
+			return len(out), true
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no pause and no exit within %v after:\n%s", replWait, out[from:])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// screenRows is how many rows of a terminal cols wide the output between
+// two pauses takes: the echo of the Enter that ended the last pause, then
+// the lines, then the next prompt.
+func screenRows(out string, cols int) int {
+	out = ansiEscape.ReplaceAllString(out, "")
+	out = strings.TrimPrefix(out, "\r\n")
+	out = strings.TrimSuffix(out, "\r\n")
+	rows := 0
+	for _, line := range strings.Split(out, "\n") {
+		rows += displayRows(line, cols)
+	}
+	return rows
+}
+
+// demoPart is the part of the demo's output that starts with the rule
+// head, up to the next part's rule.
+func demoPart(t *testing.T, text, head string) string {
+	t.Helper()
+	i := strings.Index(text, head)
+	if i < 0 {
+		t.Fatalf("no part %q", head)
+	}
+	part := text[i+len(head):]
+	if j := strings.Index(part, "\n── "); j >= 0 {
+		part = part[:j]
+	}
+	return part
 }

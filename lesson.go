@@ -99,7 +99,9 @@ type lessonConn struct {
 	SessionID          string
 	Fingerprint        string
 	Notes              []string
-	Repeat             string // a replayed or rewritten session (lesson_repeats.go)
+	Repeat             string   // a replayed or rewritten session (lesson_repeats.go)
+	RepeatedIn         []string // what the later connections that carry its session are
+	repeatedIDs        []int    // their ids, in RepeatedIn's order
 
 	frames  int             // frames seen, drawn or not
 	next    int             // where in the suite's steps the next frame's step is looked for; -1: past the handshake
@@ -152,6 +154,7 @@ type lessonFrame struct {
 	Tampered         []string
 	Notes            []string
 	Rewritten        string // how it differs from the session's first connection
+	RewrittenHead    string // the title over Rewritten
 	Aria             string
 	ShaftX1, ShaftX2 int
 	Head, Zigzag     string
@@ -190,6 +193,11 @@ func (o *htmlOutput) begin(h captureHeader, started time.Time) {
 		p.Started = started.UTC().Format("2006-01-02 15:04:05 MST")
 	}
 	p.Keys = printable(describeKeys(o.opts.keys))
+	o.repeats.tap = h.Recorder == "tap"
+	o.repeats.stillOpen = func(id int) bool {
+		lc := o.conns[id]
+		return lc != nil && lc.Closed == ""
+	}
 	p.KeysGiven = o.opts.keys.given()
 }
 
@@ -254,8 +262,11 @@ func (o *htmlOutput) frame(f *replayFrame) {
 	}
 
 	lf := o.lessonFrame(f)
-	if mark, rewritten := o.repeats.frame(f); mark != "" {
-		lc.Repeat, lf.Rewritten = mark, rewritten
+	if m := o.repeats.frame(f); m.conn != "" {
+		lc.Repeat, lf.Rewritten, lf.RewrittenHead = m.conn, m.frame, m.head
+		if orig := o.conns[m.of]; orig != nil {
+			orig.repeatedIn(lc.ID, m.original)
+		}
 	}
 	before, after := lc.step(f, lf)
 	if o.page.Stats.Frames >= o.maxFrames {
@@ -285,6 +296,21 @@ func (o *htmlOutput) keys(lc *lessonConn, f *replayFrame) {
 		if _, err := classicUnwrapKey(k.rsa, f.Payload); err == nil {
 			lc.opener("recovered with " + printable(k.rsaName))
 		}
+	}
+}
+
+// repeatedIn records what later connection id, which carries this
+// connection's session again, is; the latest word on each wins.
+func (lc *lessonConn) repeatedIn(id int, text string) {
+	for i, n := range lc.repeatedIDs {
+		if n == id {
+			lc.RepeatedIn[i] = text
+			return
+		}
+	}
+	if len(lc.repeatedIDs) < 10 {
+		lc.repeatedIDs = append(lc.repeatedIDs, id)
+		lc.RepeatedIn = append(lc.RepeatedIn, text)
 	}
 }
 

@@ -1,10 +1,18 @@
 // Sessions sent twice in one capture, for the lesson page. A connection
 // whose client opens with the same frame as an earlier connection (the
 // classic key-transport blob, the modern ClientHello, byte for byte) carries
-// that connection's session again: a replay (replay -send), or the server's
-// leg of a rewriting tap (tap -rewrite records both legs). Its client frames
-// are compared with the earlier connection's, in order; one that differs is
-// marked as rewritten in flight, with the bytes that changed.
+// that connection's session again. Which of the two is the original depends
+// on who recorded them:
+//   - a rewriting tap (tap -rewrite) records both legs of each client, the
+//     client's and then the server's, open at once: the later one is what
+//     the server got, and a frame that differs was rewritten in flight;
+//   - otherwise the later connection is a replay (replay -send). When its
+//     frames differ from the earlier one's, one of the two was changed on
+//     its way, and the bytes do not say which: the earlier connection may
+//     itself have been rewritten while the replay sends bytes recorded
+//     before the change.
+// Client frames are compared in order; one that differs is marked, with
+// the bytes that changed.
 
 package main
 
@@ -27,6 +35,21 @@ type repeatTracker struct {
 	bySession map[[32]byte]*repeatSession // by the hash of the client's first frame
 	conns     map[int]*repeatConn
 	kept      int
+
+	// tap: the capture was recorded by a tap, which records both legs of
+	// a rewritten client. stillOpen reports whether a connection has not
+	// closed yet.
+	tap       bool
+	stillOpen func(conn int) bool
+}
+
+// repeatMarks is what the tracker says about one frame.
+type repeatMarks struct {
+	conn     string // what the frame's connection is, when it repeats an earlier one
+	frame    string // how a client frame differs from the earlier connection's
+	head     string // the frame mark's title
+	of       int    // the earlier connection, when conn is set
+	original string // what the earlier connection is, seen from the repeat
 }
 
 // repeatSession is the first connection that carried a session.
@@ -51,6 +74,8 @@ type repeatConn struct {
 	of      *repeatSession // the earlier session it repeats
 	next    int            // its next client frame's index in of.frames
 	changed int            // client frames that differ from of's
+	leg     bool           // the server's leg of of (tap -rewrite), not a replay
+	id      int
 }
 
 func keepRepeatFrame(f *replayFrame) repeatFrame {
@@ -62,15 +87,15 @@ func keepRepeatFrame(f *replayFrame) repeatFrame {
 	return rf
 }
 
-// frame looks at one frame. It returns what the connection is (when it
-// repeats an earlier one) and, for a client frame that differs from the
+// frame looks at one frame. It says what the connection is, when it
+// repeats an earlier one, and, for a client frame that differs from the
 // earlier connection's, how.
-func (t *repeatTracker) frame(f *replayFrame) (connMark, frameMark string) {
+func (t *repeatTracker) frame(f *replayFrame) repeatMarks {
 	if f.Dir != wireC2S || f.Kind == kindPartial {
 		if rc := t.conns[f.Conn]; rc != nil && rc.of != nil {
-			return rc.mark(), ""
+			return rc.marks("")
 		}
-		return "", ""
+		return repeatMarks{}
 	}
 	if t.bySession == nil {
 		t.bySession = map[[32]byte]*repeatSession{}
@@ -78,11 +103,12 @@ func (t *repeatTracker) frame(f *replayFrame) (connMark, frameMark string) {
 	}
 	rc := t.conns[f.Conn]
 	if rc == nil {
-		rc = &repeatConn{}
+		rc = &repeatConn{id: f.Conn}
 		t.conns[f.Conn] = rc
 		key := sha256.Sum256(f.Payload)
 		if s := t.bySession[key]; s != nil {
 			rc.of = s
+			rc.leg = t.tap && t.stillOpen != nil && t.stillOpen(s.conn)
 		} else if t.kept < repeatMaxFrames {
 			rc.own = &repeatSession{conn: f.Conn, suite: f.Suite}
 			t.bySession[key] = rc.own
@@ -93,32 +119,48 @@ func (t *repeatTracker) frame(f *replayFrame) (connMark, frameMark string) {
 		t.kept++
 	}
 	if rc.of == nil {
-		return "", ""
+		return repeatMarks{}
 	}
 	i := rc.next
 	rc.next++
 	if i >= len(rc.of.frames) {
-		return rc.mark(), ""
+		return rc.marks("")
 	}
 	orig := rc.of.frames[i]
 	now := keepRepeatFrame(f)
 	if orig.length == now.length && orig.tail == now.tail && bytes.Equal(orig.head, now.head) {
-		return rc.mark(), ""
+		return rc.marks("")
 	}
 	rc.changed++
-	return rc.mark(), describeRewrite(rc.of, orig, now)
+	return rc.marks(describeRewrite(rc.of, orig, now, rc.leg))
 }
 
-// mark says what a repeating connection is, from what it has sent so far.
-func (rc *repeatConn) mark() string {
-	if rc.changed > 0 {
-		return fmt.Sprintf("REWRITTEN IN FLIGHT: this connection carries connection %d's session (its client's first frame, byte for byte), but %d of its client frames differ from connection %d's: someone on the path changed them, with no key (tap -rewrite). The server read what the peer column shows.", rc.of.conn, rc.changed, rc.of.conn)
+// marks says what a repeating connection is, from what it has sent so far,
+// and what the connection it repeats is; frame is a differing frame's mark.
+func (rc *repeatConn) marks(frame string) repeatMarks {
+	n := rc.of.conn
+	m := repeatMarks{frame: frame, of: n}
+	switch {
+	case rc.leg && rc.changed > 0:
+		m.conn = fmt.Sprintf("REWRITTEN IN FLIGHT: this is the server's leg of connection %d, recorded by the tap (tap -rewrite records both legs): connection %d is what its client sent, this is what the server got, and %d of its client frames were changed on the way, by someone with no key. The server read what the peer column shows.", n, n, rc.changed)
+		m.original = fmt.Sprintf("THE CLIENT'S LEG: connection %d is this one's server leg, and %d of these client frames reached the server changed (tap -rewrite).", rc.id, rc.changed)
+		m.head = "REWRITTEN IN FLIGHT"
+	case rc.leg:
+		m.conn = fmt.Sprintf("THE SERVER'S LEG of connection %d, recorded by the tap (tap -rewrite records both legs): so far every client frame reached the server as connection %d's client sent it.", n, n)
+		m.original = fmt.Sprintf("THE CLIENT'S LEG: connection %d is this one's server leg, what the tap passed on.", rc.id)
+	case rc.changed > 0:
+		m.conn = fmt.Sprintf("REPLAYED, NOT BYTE FOR BYTE: this connection's client sends connection %d's session again (its first frame, byte for byte: replay -send, which needs no key), but %d of its client frames differ from connection %d's. One of the two connections was changed on its way by someone with no key (tap -rewrite): this one, or connection %d itself, when the bytes replayed here were recorded before the change. The bytes alone do not say which; the peer column shows what the server read each time.", n, rc.changed, n, n)
+		m.original = fmt.Sprintf("SENT AGAIN: connection %d replays this connection's session, and %d of its client frames differ from these: one of the two was changed on its way.", rc.id, rc.changed)
+		m.head = fmt.Sprintf("NOT AS IN CONNECTION %d", n)
+	default:
+		m.conn = fmt.Sprintf("REPLAYED: this connection's client sends connection %d's bytes again, byte for byte (replay -send): whoever sent them needed no key.", n)
+		m.original = fmt.Sprintf("SENT AGAIN: connection %d replays this connection's session, byte for byte.", rc.id)
 	}
-	return fmt.Sprintf("REPLAYED: this connection's client sends connection %d's bytes again, byte for byte (replay -send): whoever sent them needed no key.", rc.of.conn)
+	return m
 }
 
 // describeRewrite says how a client frame differs from the original.
-func describeRewrite(s *repeatSession, orig, now repeatFrame) string {
+func describeRewrite(s *repeatSession, orig, now repeatFrame, leg bool) string {
 	where := fmt.Sprintf("differs from connection %d's frame #%d", s.conn, orig.num)
 	if orig.length != now.length || orig.tail != now.tail {
 		return where + " beyond its first bytes"
@@ -151,8 +193,11 @@ func describeRewrite(s *repeatSession, orig, now repeatFrame) string {
 	if unit == "IV bytes" && len(diff) > 0 {
 		where += fmt.Sprintf(" (IV %x there, %x here)", a[:16], b[:16])
 	}
-	if orig.text != "" {
+	switch {
+	case orig.text != "" && leg:
 		where += fmt.Sprintf(", whose client sent %q", orig.text)
+	case orig.text != "":
+		where += fmt.Sprintf(", which carried %q", orig.text)
 	}
 	return where
 }

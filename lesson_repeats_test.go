@@ -75,7 +75,7 @@ func TestLessonMarksRewrittenRecord(t *testing.T) {
 		t.Error("the client's leg is marked as rewritten")
 	}
 	leg := lessonSection(t, page, "2")
-	if !strings.Contains(leg, "REWRITTEN IN FLIGHT: this connection carries connection 1&#39;s session") {
+	if !strings.Contains(leg, "REWRITTEN IN FLIGHT: this is the server&#39;s leg of connection 1") {
 		t.Errorf("the server's leg is not marked:\n%s", leg)
 	}
 	// The forged frame: the sniffer's note on the flipped IV, and beside it
@@ -134,5 +134,68 @@ func TestLessonMarksReplayedConnection(t *testing.T) {
 	}
 	if s := lessonSection(t, page, "2"); !strings.Contains(s, "REPLAYED: this connection&#39;s client sends connection 1&#39;s bytes again") {
 		t.Errorf("the replayed connection is not marked:\n%s", s)
+	}
+}
+
+// TestLessonReplayOfRewrittenSession is the replay told the right way
+// round: a server records; alice's "pay bob 10 coins" goes through
+// tap -rewrite and reaches it as 90 (connection 2); the tap's capture of
+// alice's own leg is sent again with replay -send (connection 3, alice's
+// original bytes). On the server's page connection 3 is a replay that
+// differs from connection 2, not a rewrite of it, and connection 2 says
+// that it was sent again.
+func TestLessonReplayOfRewrittenSession(t *testing.T) {
+	dir := t.TempDir()
+	capturePath, keylogPath := filepath.Join(dir, "server.jsonl"), filepath.Join(dir, "keys.log")
+	rec, err := openCapture(capturePath, "server", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kl, err := openKeylog(keylogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startTestServer(t, serverConfig{Record: rec, Keylog: kl})
+	tapAddr, tapCapture, reports, stop := startRewriteTap(t, ts.addr, "pay bob 10=pay bob 90", true)
+	bob := join(t, ts.addr, "bob")
+	alice, err := dialTest(t, tapAddr, clientConfig{Name: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.Send("pay bob 10 coins")
+	expect(t, bob, "alice: pay bob 90 coins")
+	alice.Close()
+	expect(t, bob, "[SYSTEM] alice left the chat")
+	waitReport(t, reports, "closed after 1 rewritten record(s)")
+	stop()
+
+	if code, out, errs := runSend(t, "-send", ts.addr, "-conn", "1", tapCapture); code != 0 {
+		t.Fatalf("replay -send: exit %d\n%s%s", code, out, errs)
+	}
+	expect(t, bob, "alice: pay bob 10 coins")
+	bob.Close()
+	ts.Shutdown()
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	kl.Close()
+
+	page := writeRepeatsLesson(t, "-keylog", keylogPath, capturePath)
+	forged, replayed := lessonSection(t, page, "2"), lessonSection(t, page, "3")
+	if strings.Contains(page, "REWRITTEN IN FLIGHT") || strings.Contains(page, "whose client sent") {
+		t.Error("the server's page says which connection was rewritten, which its bytes cannot tell")
+	}
+	if !strings.Contains(replayed, "REPLAYED, NOT BYTE FOR BYTE: this connection&#39;s client sends connection 2&#39;s session again") ||
+		!strings.Contains(replayed, "this one, or connection 2 itself") {
+		t.Errorf("connection 3 is not marked as a replay that differs from connection 2:\n%s", replayed)
+	}
+	if !strings.Contains(replayed, "which carried &#34;pay bob 90 coins&#34;") || !strings.Contains(replayed, "pay bob 10 coins") {
+		t.Errorf("connection 3's differing frame does not set what connection 2 carried beside what it carries")
+	}
+	if !strings.Contains(forged, "SENT AGAIN: connection 3 replays this connection&#39;s session, and 1 of its client frames differ") {
+		t.Errorf("connection 2 does not say it was sent again:\n%s", forged)
+	}
+	if strings.Contains(lessonSection(t, page, "1"), "SENT AGAIN") {
+		t.Error("bob's connection is marked")
 	}
 }

@@ -357,14 +357,15 @@ func TestPcapReadCutShort(t *testing.T) {
 // TestPcapReadSend: replay -send reads the client's frames from a pcap.
 func TestPcapReadSend(t *testing.T) {
 	jsonl := goldenCapture(t, "session.jsonl")
-	fromJSONL, err := readSentConns(strings.NewReader(jsonl), 0)
+	jsonlSent, err := readSentConns(strings.NewReader(jsonl), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromPcap, err := readSentConns(bytes.NewReader(synthPcap(t, synthSegments(t, jsonl, 100), layers.LinkTypeLinuxSLL2, true, false)), 0)
+	pcapSent, err := readSentConns(bytes.NewReader(synthPcap(t, synthSegments(t, jsonl, 100), layers.LinkTypeLinuxSLL2, true, false)), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	fromJSONL, fromPcap := jsonlSent.conns, pcapSent.conns
 	if len(fromPcap) != len(fromJSONL) {
 		t.Fatalf("%d connections, want %d", len(fromPcap), len(fromJSONL))
 	}

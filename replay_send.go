@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -32,19 +33,31 @@ type sentConn struct {
 	id          int
 	frames      [][]byte // the client's frames, payloads in order
 	serverFirst []byte   // the recorded server's first frame, nil when not recorded
+	skip        string   // why it is not sent, or ""
 	s2c         []byte   // the recorded server's bytes until its first frame is whole
 	c2s         []byte
 }
 
+// sentCapture is what replay -send takes from a capture: its connections in
+// open order, and what the capture held that is no connection (a pcap's
+// notes on skipped packets), said once.
+type sentCapture struct {
+	conns []*sentConn
+	notes []string
+}
+
 // readSentConns reads the client bytes of every connection in a capture
-// (only connection want, when it is not 0), in open order.
-func readSentConns(r io.Reader, want int) ([]*sentConn, error) {
+// (only connection want, when it is not 0), in open order. Traffic that is
+// no connection (a pcap's UDP packets, fragments, other TCP) becomes a note.
+// A connection whose start or client bytes the capture lacks is kept, with
+// why it cannot be sent, so the count says it was skipped.
+func readSentConns(r io.Reader, want int) (*sentCapture, error) {
 	cr, err := readCapture(r)
 	if err != nil {
 		return nil, err
 	}
+	sc := &sentCapture{}
 	byID := map[int]*sentConn{}
-	var order []*sentConn
 	var ev captureEvent
 	for {
 		err := cr.next(&ev)
@@ -54,6 +67,12 @@ func readSentConns(r io.Reader, want int) ([]*sentConn, error) {
 		if err != nil {
 			return nil, err
 		}
+		if ev.Conn == 0 {
+			if ev.Kind == capNote {
+				sc.notes = append(sc.notes, ev.Note)
+			}
+			continue
+		}
 		if want != 0 && ev.Conn != want {
 			continue
 		}
@@ -61,12 +80,20 @@ func readSentConns(r io.Reader, want int) ([]*sentConn, error) {
 		if c == nil {
 			c = &sentConn{id: ev.Conn}
 			byID[ev.Conn] = c
-			order = append(order, c)
+			sc.conns = append(sc.conns, c)
 		}
-		if ev.Kind == capGap && ev.Dir == wireC2S {
-			return nil, fmt.Errorf("connection %d: %d bytes of the client's stream are missing from the capture, so its frames cannot be sent as they were", ev.Conn, ev.Gap)
-		}
-		if ev.Kind != capData {
+		switch {
+		case c.skip != "":
+			continue
+		case ev.Kind == capNote && len(c.c2s) == 0:
+			// The only note on a connection: the capture began after it opened.
+			c.skip = "the capture began during this connection, so its handshake is not in it"
+			continue
+		case ev.Kind == capGap && ev.Dir == wireC2S:
+			c.skip = fmt.Sprintf("%d bytes of the client's stream are missing from the capture, so its frames cannot be sent as they were", ev.Gap)
+			c.c2s = nil
+			continue
+		case ev.Kind != capData:
 			continue
 		}
 		if ev.Dir == wireS2C {
@@ -83,7 +110,7 @@ func readSentConns(r io.Reader, want int) ([]*sentConn, error) {
 		}
 		c.c2s = append(c.c2s, ev.Data...)
 	}
-	for _, c := range order {
+	for _, c := range sc.conns {
 		rest := c.c2s
 		for {
 			f, after, ok := cutFrame(rest)
@@ -94,15 +121,18 @@ func readSentConns(r io.Reader, want int) ([]*sentConn, error) {
 			rest = after
 		}
 		c.c2s, c.s2c = nil, nil
+		if c.skip == "" && len(c.frames) == 0 {
+			c.skip = "its client sent no whole frame"
+		}
 	}
-	if want != 0 && len(order) == 0 {
+	if want != 0 && len(sc.conns) == 0 {
 		return nil, fmt.Errorf("-conn: the capture has no connection %d", want)
 	}
-	return order, nil
+	return sc, nil
 }
 
 // readSentConnsFile is readSentConns of the capture at path.
-func readSentConnsFile(path string, want int) ([]*sentConn, error) {
+func readSentConnsFile(path string, want int) (*sentCapture, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -123,11 +153,23 @@ func cutFrame(b []byte) (payload, rest []byte, ok bool) {
 	return b[headerLen : headerLen+n], b[headerLen+n:], true
 }
 
+// sendOutcome is what became of one replayed connection.
+type sendOutcome uint8
+
+const (
+	sendAccepted sendOutcome = iota // the server took the recorded session
+	sendRefused                     // the server refused it
+	sendFailed                      // it could not be tried to the end (no answer in time)
+)
+
 // sendResult is what the server did with one replayed connection.
 type sendResult struct {
-	Accepted bool
-	Why      string // one sentence: why it was accepted or refused
+	Outcome sendOutcome
+	Why     string // one sentence: why it was accepted or refused
 }
+
+// Accepted reports whether the server took the recorded session.
+func (r sendResult) Accepted() bool { return r.Outcome == sendAccepted }
 
 // sendFrames is a live connection's frames as they arrive, read by its own
 // goroutine, which ends when the connection closes.
@@ -191,37 +233,40 @@ func replaySend(ctx context.Context, addr string, c *sentConn, report func(strin
 	suite, note := describeSendFirst(first, c.serverFirst)
 	report("← server's first frame, " + note)
 	if suite == "" {
-		return sendResult{Why: "the server speaks neither suite"}, nil
+		return sendResult{Outcome: sendRefused, Why: "the server speaks neither suite"}, nil
+	}
+	if recorded := replayFirstClientKind(c.frames[0]); recorded != "" && recorded != suite {
+		return replayOtherSuite(conn, frames, c, recorded, suite, report), nil
 	}
 
 	// The client's handshake frames and the frames the server answers each with.
 	answers := []int{1, 1} // classic: key blob → HANDSHAKE_OK; username → welcome
-	names := []string{"key-transport blob", "sealed username"}
+	names := sendFrameNames(suiteClassic)
 	if suite == suiteModern {
 		answers = []int{2, 0, 1} // ClientHello → ServerVerify, ServerFinished; ClientFinished; username → welcome
-		names = []string{"ClientHello", "ClientFinished", "sealed username"}
+		names = sendFrameNames(suiteModern)
 	}
-	if got := replayFirstClientKind(c.frames[0]); got != suite {
-		report(fmt.Sprintf("  the recorded connection was a %s session, the server speaks %s", firstNonEmpty(got, "unknown"), suite))
+	if replayFirstClientKind(c.frames[0]) == "" {
+		report(fmt.Sprintf("  the recorded client's first frame (%d B) is neither suite's: sent anyway", len(c.frames[0])))
 	}
 	for i := 0; i < len(answers) && i < len(c.frames); i++ {
+		report(fmt.Sprintf("→ frame %d, %s, %d B, as recorded", i+1, names[i], len(c.frames[i])))
 		if err := writeFrame(conn, c.frames[i]); err != nil {
 			return refusedAfter(suite, i, c, first, "the write failed: "+err.Error()), nil
 		}
-		report(fmt.Sprintf("→ frame %d, %s, %d B, as recorded", i+1, names[i], len(c.frames[i])))
 		for a := 0; a < answers[i]; a++ {
 			f, closed, timedOut := frames.next(sendAnswerWait)
 			switch {
 			case closed:
 				return refusedAfter(suite, i, c, first, "the server closed the connection"), nil
 			case timedOut:
-				return sendResult{Why: fmt.Sprintf("the server did not answer %s within %v", names[i], sendAnswerWait)}, nil
+				return sendResult{Outcome: sendFailed, Why: fmt.Sprintf("the server did not answer the %s within %v", names[i], sendAnswerWait)}, nil
 			}
 			report(fmt.Sprintf("← %d B %s", len(f), describeSendAnswer(suite, i, f)))
 		}
 	}
 	if len(c.frames) < len(answers) {
-		return sendResult{Why: "the recording ends before the username: nothing to accept"}, nil
+		return sendResult{Outcome: sendFailed, Why: "the recording ends before the username: nothing to accept"}, nil
 	}
 	// A refused name is answered, then closed.
 	if f, closed, _ := frames.next(sendSettle); closed {
@@ -230,17 +275,17 @@ func replaySend(ctx context.Context, addr string, c *sentConn, report func(strin
 		report(fmt.Sprintf("← %d B %s", len(f), describeSendAnswer(suite, -1, f)))
 	}
 	rest := c.frames[len(answers):]
-	for _, f := range rest {
-		if err := writeFrame(conn, f); err != nil {
-			break
-		}
-	}
 	switch len(rest) {
 	case 0:
 	case 1:
 		report(fmt.Sprintf("→ frame %d, a chat record, as recorded", len(c.frames)))
 	default:
 		report(fmt.Sprintf("→ frames %d–%d, %d chat records, as recorded", len(answers)+1, len(c.frames), len(rest)))
+	}
+	for _, f := range rest {
+		if err := writeFrame(conn, f); err != nil {
+			break
+		}
 	}
 	n, size := 0, 0
 	closedAtEnd := false
@@ -260,22 +305,54 @@ func replaySend(ctx context.Context, addr string, c *sentConn, report func(strin
 		end = "then the server closed the connection (the recorded session ended with /quit, or the connection was dropped)"
 	}
 	report(fmt.Sprintf("← %s, %d B, %s", fmt.Sprintf("%d %s", n, plural(n, "sealed record", "sealed records")), size, end))
-	return sendResult{Accepted: true, Why: fmt.Sprintf("the server took connection %d again as its recorded user: it answered the recorded username as it did the first time, and %s came back: the server relaying the old messages under the recorded name (unreadable here: no key)", c.id, fmt.Sprintf("%d %s", n, plural(n, "record", "records")))}, nil
+	return sendResult{Outcome: sendAccepted, Why: fmt.Sprintf("the server took connection %d again as its recorded user: it answered the recorded username as it did the first time, and %s came back: the server relaying the old messages under the recorded name (unreadable here: no key)", c.id, fmt.Sprintf("%d %s", n, plural(n, "record", "records")))}, nil
+}
+
+// sendFrameNames names the client's handshake frames of a suite as
+// replay -send sends them: the classic ones by the seed chart's steps.
+func sendFrameNames(suite string) []string {
+	if suite == suiteModern {
+		return []string{"ClientHello", "ClientFinished", "sealed username"}
+	}
+	return []string{"Step 4 key-transport blob", "Step 8 sealed username"}
+}
+
+// replayOtherSuite sends the first frame of a session recorded in one suite
+// to a server that speaks the other, and says why that cannot work: the
+// server reads it as its own suite's first client message.
+func replayOtherSuite(conn net.Conn, frames *sendFrames, c *sentConn, recorded, suite string, report func(string)) sendResult {
+	name := sendFrameNames(recorded)[0]
+	want := sendFrameNames(suite)[0]
+	why := fmt.Sprintf("the recording is a %s session and the server speaks the %s suite: it wants a %s first and cannot read the recorded %s as one. The suites differ, so no recording of the other suite is ever accepted, whatever the keys", recorded, suite, want, name)
+	report(fmt.Sprintf("→ frame 1, %s session's %s, %d B, as recorded", recorded, name, len(c.frames[0])))
+	if err := writeFrame(conn, c.frames[0]); err != nil {
+		return sendResult{Outcome: sendRefused, Why: "the write failed: " + err.Error() + ": " + why}
+	}
+	for {
+		f, closed, timedOut := frames.next(sendAnswerWait)
+		switch {
+		case closed:
+			return sendResult{Outcome: sendRefused, Why: "the server closed the connection: " + why}
+		case timedOut:
+			return sendResult{Outcome: sendRefused, Why: fmt.Sprintf("the server did not answer within %v: %s", sendAnswerWait, why)}
+		}
+		report(fmt.Sprintf("← %d B", len(f)))
+	}
 }
 
 // refusedAfter explains a refusal after the client's handshake frame i.
 func refusedAfter(suite string, i int, c *sentConn, first []byte, what string) sendResult {
 	if suite == suiteModern {
-		return sendResult{Why: what + ": the modern handshake refused the recorded bytes. The server's hello carried a fresh random and fresh X25519 and ML-KEM shares, so the recorded ClientHello leads to other keys, and the recorded ClientFinished does not match this transcript"}
+		return sendResult{Outcome: sendRefused, Why: what + ": the modern handshake refused the recorded bytes. The server's hello carried a fresh random and fresh X25519 and ML-KEM shares, so the recorded ClientHello leads to other keys, and the recorded ClientFinished does not match this transcript"}
 	}
 	if i == 0 {
-		why := what + " after the recorded key blob: it could not decrypt it with its key"
+		why := what + " after the recorded key blob (Step 4): it could not decrypt it with its key"
 		if rec, live := recordedKey(c.serverFirst), recordedKey(first); rec != "" && live != "" && rec != live {
 			why += fmt.Sprintf(". The server's key changed since the recording (%s then, %s now): the blob holds the session key under the old key, which only the old key opens", rec, live)
 		}
-		return sendResult{Why: why}
+		return sendResult{Outcome: sendRefused, Why: why}
 	}
-	return sendResult{Why: what + ": the server refused the recorded username (the recorded user may still be online: a name is refused while its holder is connected)"}
+	return sendResult{Outcome: sendRefused, Why: what + ": the server refused the recorded username (Step 8; the recorded user may still be online: a name is refused while its holder is connected)"}
 }
 
 // recordedKey is the fingerprint in a classic first frame, or "".
@@ -355,16 +432,14 @@ func firstNonNil(a, b error) error {
 	return b
 }
 
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-// runReplaySend is "encchat replay -send ADDR [-conn N] CAPTURE". Its exit
-// status: 0 when the server accepted every replayed connection, 1 when it
-// refused one, 2 when nothing could be tried.
+// runReplaySend is "encchat replay -send ADDR [-conn N] CAPTURE". Each
+// connection ends ACCEPTED, REFUSED, SKIPPED (the capture lacks what it
+// would send: its start, or bytes of its client's stream) or FAILED (no
+// answer in time), and a summary line counts them. The exit status is
+// decided on that count: 0 when the server accepted every connection sent
+// (at least one); 1 when it refused at least one; 2 when none was refused
+// but not every connection could be tried (one failed, the server could not
+// be reached, or nothing in the capture could be sent), and on bad usage.
 func runReplaySend(path, addr string, connID int, stdout, stderr io.Writer) int {
 	ctx := context.Background()
 	if err := checkBenchTarget(ctx, addr); err != nil {
@@ -372,7 +447,7 @@ func runReplaySend(path, addr string, connID int, stdout, stderr io.Writer) int 
 		hintf(stderr, "replay -send sends recorded traffic to servers on this machine only")
 		return 2
 	}
-	conns, err := readSentConnsFile(path, connID)
+	sc, err := readSentConnsFile(path, connID)
 	if err != nil {
 		var le *lineError
 		if errors.As(err, &le) {
@@ -383,26 +458,86 @@ func runReplaySend(path, addr string, connID int, stdout, stderr io.Writer) int 
 		return 2
 	}
 	name := filepath.Base(path)
-	fmt.Fprintf(stdout, "replay -send %s: %d recorded connection(s) of %s, sent again with no key\n", addr, len(conns), name)
-	code := 0
-	for _, c := range conns {
-		fmt.Fprintf(stdout, "\n── conn %d: %d client frames\n", c.id, len(c.frames))
+	fmt.Fprintf(stdout, "replay -send %s: %d recorded %s of %s, sent again with no key\n", addr, len(sc.conns), plural(len(sc.conns), "connection", "connections"), name)
+	for _, n := range sc.notes {
+		fmt.Fprintf(stdout, "  note: %s\n", printable(n))
+	}
+	var tally sendTally
+	unreachable := false
+	for _, c := range sc.conns {
+		fmt.Fprintf(stdout, "\n── conn %d: %d client %s\n", c.id, len(c.frames), plural(len(c.frames), "frame", "frames"))
+		if unreachable {
+			fmt.Fprintf(stdout, "  NOT TRIED: the server could not be reached\n")
+			tally.failed++
+			continue
+		}
+		if c.skip != "" {
+			fmt.Fprintf(stdout, "  SKIPPED: %s\n", printable(c.skip))
+			tally.skipped++
+			continue
+		}
 		res, err := replaySend(ctx, addr, c, func(s string) { fmt.Fprintln(stdout, "  "+printable(s)) })
 		if err != nil {
-			errorf(stderr, "replay -send: conn %d: %v", c.id, err)
-			return 2
+			var oe *net.OpError
+			if errors.As(err, &oe) && oe.Op == "dial" {
+				errorf(stderr, "replay -send: cannot connect to %s: %v", addr, oe.Err)
+				hintf(stderr, "is the server running? start one with \"encchat server -listen %s\", or give its address to -send", addr)
+				fmt.Fprintf(stdout, "  NOT TRIED: the server could not be reached\n")
+				unreachable = true
+			} else {
+				fmt.Fprintf(stdout, "  FAILED: %s\n", printable(err.Error()))
+			}
+			tally.failed++
+			continue
 		}
-		if res.Accepted {
+		switch res.Outcome {
+		case sendAccepted:
 			fmt.Fprintf(stdout, "  ACCEPTED: %s\n", res.Why)
-		} else {
+			tally.accepted++
+		case sendRefused:
 			fmt.Fprintf(stdout, "  REFUSED: %s\n", res.Why)
-			code = 1
+			tally.refused++
+		default:
+			fmt.Fprintf(stdout, "  FAILED: %s\n", res.Why)
+			tally.failed++
 		}
 	}
-	verdict := "the server accepted the replayed session: nothing in the protocol tells a recording from its user"
-	if code != 0 {
-		verdict = "the server refused the replayed session"
+	fmt.Fprintf(stdout, "\n%s\n", tally.summary())
+	return tally.exitCode()
+}
+
+// sendTally counts what became of the connections of one replay -send.
+type sendTally struct{ accepted, refused, skipped, failed int }
+
+// summary is the run's last line: the counts, then what they mean.
+func (t sendTally) summary() string {
+	parts := []string{fmt.Sprintf("%d accepted", t.accepted), fmt.Sprintf("%d refused", t.refused)}
+	if t.skipped > 0 {
+		parts = append(parts, fmt.Sprintf("%d skipped", t.skipped))
 	}
-	fmt.Fprintf(stdout, "\n%s\n", verdict)
-	return code
+	if t.failed > 0 {
+		parts = append(parts, fmt.Sprintf("%d not tried to the end", t.failed))
+	}
+	n := t.accepted + t.refused + t.skipped + t.failed
+	line := fmt.Sprintf("summary: %s, of %d %s", strings.Join(parts, ", "), n, plural(n, "connection", "connections"))
+	switch {
+	case t.accepted > 0 && t.refused == 0:
+		return line + ": the server took every replayed session that was sent; nothing in the protocol tells a recording from its user"
+	case t.accepted > 0:
+		return line + ": the server took some replayed sessions and refused others (see each REFUSED)"
+	case t.refused > 0:
+		return line + ": the server refused every replayed session"
+	}
+	return line + ": nothing was accepted or refused"
+}
+
+// exitCode is the exit status on the counts (see runReplaySend).
+func (t sendTally) exitCode() int {
+	switch {
+	case t.refused > 0:
+		return 1
+	case t.failed > 0 || t.accepted == 0:
+		return 2
+	}
+	return 0
 }

@@ -371,7 +371,7 @@ func (s *server) handshake(conn net.Conn, addr string) (*member, error) {
 	}
 
 	// The username in, the welcome out: the same in both suites (the
-	// classic suite's steps 4 and 5).
+	// classic suite's Step 8).
 	payload, err := readFrame(rw)
 	if err != nil {
 		return nil, handshakeError(err, "username")

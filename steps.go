@@ -97,25 +97,27 @@ type protocolStep struct {
 // protocolSteps is a suite's handshake in order.
 type protocolSteps []protocolStep
 
-// classicSteps is the seed's handshake, numbered as its README's chart;
-// the walk-through's titles are the ones the seed's client prints.
+// classicSteps is the seed's handshake, numbered as its README's chart:
+// classicSteps[i] is chart Step i+1, and Step 8 is followed by the server's
+// answer. The walk-through's titles are the ones the seed's client prints,
+// [1/5] to [5/5] on chart Steps 1, 2, 3, 4 and 6 (see chartStep).
 var classicSteps = protocolSteps{
-	// Step 1.
+	// Step 1; the walk-through's [1/5].
 	{By: partyServer, Kind: kindPublicKey,
 		Title:   "Receiving server's RSA public key...",
 		Sniffer: "server public key (PEM): readable by anyone",
 		Flipped: "a client that pinned the real key refuses it; one that did not sends its session key to a key nobody holds",
 		Name:    "Step 1 · Server RSA Public Key",
 		Label:   "Step 1 · RSA public key"},
-	// Step 2.
+	// Step 2; [2/5].
 	{By: partyClient,
 		Title: "Generating AES-256 symmetric key..."},
-	// Step 3: the lesson draws steps 2 and 3 in one box.
+	// Step 3; [3/5]. The lesson draws Steps 2 and 3 in one box.
 	{By: partyClient,
 		Title: "Encrypting AES key with server's RSA public key...",
 		Label: "2–3",
 		Work:  "Steps 2–3, client: generates a random AES-256 key and encrypts it with the server's RSA public key (RSA-OAEP). Nothing goes on the wire."},
-	// Step 4.
+	// Step 4; [4/5].
 	{By: partyClient, Kind: kindKeyTransport,
 		Title:   "Sending encrypted AES key to server...",
 		Sniffer: "key-transport blob: the session key under RSA-OAEP, 256 B",
@@ -127,7 +129,8 @@ var classicSteps = protocolSteps{
 	{By: partyServer,
 		Label: "5",
 		Work:  "Step 5, server: decrypts the AES key with its RSA private key. Only the holder of that key can."},
-	// Step 6: a sealed record, like every frame from here on.
+	// Step 6; [5/5], whose result line is the check of Step 7. A sealed
+	// record, like every frame from here on.
 	{By: partyServer, Kind: kindSealed,
 		Title: "Receiving encrypted confirmation from server...",
 		Name:  "Step 6 · Encrypted Confirmation",
@@ -205,17 +208,34 @@ var modernSteps = protocolSteps{
 		Label: "welcome"},
 }
 
-// title is the title of step n (from 1) of the client's walk-through.
+// title is the title of line [n/5] (n from 1) of the client's walk-through.
 func (s protocolSteps) title(n int) string {
-	for _, st := range s {
+	if i := s.walkIndex(n); i >= 0 {
+		return s[i].Title
+	}
+	return ""
+}
+
+// chartStep is the step of the seed's chart (Steps 1–8, classicSteps in
+// order) that line [n/5] of the classic walk-through shows: the seed's
+// client prints five lines for the chart's eight steps, and they are
+// Steps 1, 2, 3, 4 and 6 (the check of Step 7 is [5/5]'s result). 0 when
+// the walk-through has no line n.
+func (s protocolSteps) chartStep(n int) int {
+	return s.walkIndex(n) + 1
+}
+
+// walkIndex is the index in s of walk-through line n, or -1.
+func (s protocolSteps) walkIndex(n int) int {
+	for i, st := range s {
 		if st.Title == "" {
 			continue
 		}
 		if n--; n == 0 {
-			return st.Title
+			return i
 		}
 	}
-	return ""
+	return -1
 }
 
 // sent returns the step that sends frames of kind k; a sealed step is known
@@ -253,6 +273,29 @@ func (s protocolSteps) next(from int, d wireDir, k frameKind) int {
 		}
 	}
 	return -1
+}
+
+// stepFinder follows one connection's frames through its suite's
+// handshake: it names the step each frame is, in order, until the first
+// frame that is none (see next).
+type stepFinder struct {
+	next int // where the next frame's step is looked for; -1: past the handshake
+}
+
+// find returns the step a frame sent in direction d, of kind k, is, in the
+// table of suite, or nil.
+func (sf *stepFinder) find(suite string, d wireDir, k frameKind) *protocolStep {
+	steps := stepsOf(suite)
+	if steps == nil || sf.next < 0 {
+		return nil
+	}
+	i := steps.next(sf.next, d, k)
+	if i < 0 {
+		sf.next = -1
+		return nil
+	}
+	sf.next = i + 1
+	return &steps[i]
 }
 
 // workBefore is the work done off the wire right before step i.

@@ -4,6 +4,8 @@
 package main
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -68,6 +70,26 @@ func TestStepTables(t *testing.T) {
 	for k := kindNone; k <= kindHandshake; k++ {
 		if s := k.String(); s == "unknown" || s == "" {
 			t.Errorf("frame kind %d has no name", k)
+		}
+	}
+}
+
+// TestWalkThroughChartSteps checks which of the seed chart's Steps 1–8 each
+// line of the classic walk-through shows: [1/5]…[4/5] are Steps 1–4 and
+// [5/5] is Step 6, the confirmation.
+func TestWalkThroughChartSteps(t *testing.T) {
+	for n, want := range []int{1, 2, 3, 4, 6, 0} {
+		if got := classicSteps.chartStep(n + 1); got != want {
+			t.Errorf("[%d/5] is chart Step %d, want %d", n+1, got, want)
+		}
+	}
+	// The lesson page's names carry the same numbers.
+	for i, st := range classicSteps[:8] {
+		if st.Name != "" && !strings.HasPrefix(st.Name, fmt.Sprintf("Step %d · ", i+1)) {
+			t.Errorf("classicSteps[%d] is named %q, not Step %d", i, st.Name, i+1)
+		}
+		if st.Work != "" && !strings.Contains(st.Work, fmt.Sprintf("%d", i+1)) {
+			t.Errorf("classicSteps[%d]'s work %q does not say Step %d", i, st.Work, i+1)
 		}
 	}
 }

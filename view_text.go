@@ -48,6 +48,9 @@ type textOutput struct {
 	colW  int
 	paint [stErr + 1]*color.Color
 
+	// The chart's step of each open connection's handshake frames.
+	steps map[int]*stepFinder
+
 	// Scratch reused for every frame.
 	scratch      []byte
 	sniff, peer  []styledLine
@@ -162,7 +165,30 @@ func (o *textOutput) open(c *replayConn) {
 	o.w.WriteByte('\n')
 }
 
+// stepLabel is the seed chart's step a classic handshake frame is ("Step 4
+// · encrypted AES key"), as the lesson page labels its arrow; "" for any
+// other frame. The modern suite's steps are named by the frame itself.
+func (o *textOutput) stepLabel(f *replayFrame) string {
+	if f.Suite != suiteClassic {
+		return ""
+	}
+	if o.steps == nil {
+		o.steps = map[int]*stepFinder{}
+	}
+	sf := o.steps[f.Conn]
+	if sf == nil {
+		sf = &stepFinder{}
+		o.steps[f.Conn] = sf
+	}
+	st := sf.find(f.Suite, f.Dir, f.Kind)
+	if st == nil || !strings.HasPrefix(st.Label, "Step ") {
+		return ""
+	}
+	return st.Label
+}
+
 func (o *textOutput) close(c *replayConn, t float64, closed bool) {
+	delete(o.steps, c.id)
 	how := fmt.Sprintf("closed at %.3fs after %.3fs", t, t-c.opened)
 	if !closed {
 		how = "still open when the capture ends"
@@ -213,6 +239,9 @@ func (o *textOutput) frame(f *replayFrame) {
 	h = strconv.AppendInt(h, int64(len(f.Payload)), 10)
 	h = append(h, " B"...)
 	o.paintString(stDim, string(h))
+	if label := o.stepLabel(f); label != "" {
+		o.paintString(stKind, "  "+label)
+	}
 	o.w.WriteByte('\n')
 
 	sniff := o.snifferLines(f)
