@@ -39,7 +39,7 @@ func tapRelay(ctx context.Context, down net.Conn, upstream string, rec *capture,
 		down.Close()
 		return
 	}
-	cc := rec.open(addrString(down.RemoteAddr()), addrString(up.RemoteAddr()))
+	cc := rec.openVia(addrString(down.RemoteAddr()), addrString(up.RemoteAddr()), connTransport(down))
 	name := down.RemoteAddr().String()
 	if cc != nil {
 		name = fmt.Sprintf("conn %d (%s)", cc.id, down.RemoteAddr())
