@@ -394,3 +394,55 @@ func webURLHost(addr net.Addr) string {
 	}
 	return net.JoinHostPort(host, fmt.Sprint(tcp.Port))
 }
+
+// bothListener accepts from a TCP listener and from /ws alike, so that one
+// tap serves terminal and browser clients with one handler.
+type bothListener struct {
+	*wsListener
+	tcp    net.Listener
+	pumped chan struct{} // the TCP accept loop ended
+	err    error         // why it ended, unless closed; read after pumped
+}
+
+// listenBoth starts accepting on tcp; its connections come out of Accept
+// with ws's.
+func listenBoth(tcp net.Listener, ws *wsListener) *bothListener {
+	b := &bothListener{wsListener: ws, tcp: tcp, pumped: make(chan struct{})}
+	go func() {
+		defer close(b.pumped)
+		for {
+			c, err := tcp.Accept()
+			if err != nil {
+				if retryAccept(err) {
+					continue
+				}
+				b.err = err
+				ws.Close()
+				return
+			}
+			ws.deliver(c)
+		}
+	}()
+	return b
+}
+
+func (b *bothListener) Accept() (net.Conn, error) {
+	c, err := b.wsListener.Accept()
+	if err != nil {
+		<-b.pumped
+		if b.err != nil && !errors.Is(b.err, net.ErrClosed) {
+			return nil, b.err
+		}
+	}
+	return c, err
+}
+
+// Close stops both and waits for the TCP accept loop to end.
+func (b *bothListener) Close() error {
+	b.wsListener.Close()
+	err := b.tcp.Close()
+	<-b.pumped
+	return err
+}
+
+func (b *bothListener) Addr() net.Addr { return b.tcp.Addr() }
