@@ -431,4 +431,3 @@ func mustJSON(v any) []byte {
 	}
 	return b
 }
-
