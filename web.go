@@ -62,7 +62,7 @@ type webServer struct {
 
 	mu       sync.Mutex
 	closed   bool
-	upgrades sync.WaitGroup // /ws requests being upgraded and handed over
+	handlers sync.WaitGroup // requests being served (a /ws one until it hands its connection over)
 	done     chan struct{}  // Serve returned
 	err      error          // what Serve returned, when not ErrServerClosed
 }
@@ -83,7 +83,7 @@ func startWebServer(ln net.Listener, cfg webConfig) *webServer {
 		mux.Handle("/", withWriteTimeout(cfg.Client, webWriteTimeout))
 	}
 	ws.srv = &http.Server{
-		Handler:           mux,
+		Handler:           ws.owned(mux),
 		ReadHeaderTimeout: webReadHeaderTimeout,
 		IdleTimeout:       webIdleTimeout,
 		MaxHeaderBytes:    webMaxHeaderBytes,
@@ -99,6 +99,23 @@ func startWebServer(ln net.Listener, cfg webConfig) *webServer {
 	return ws
 }
 
+// owned counts every request's handler, so that Close can wait for them:
+// http.Server.Close does not. A request that comes as it closes gets 503.
+func (ws *webServer) owned(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws.mu.Lock()
+		if ws.closed {
+			ws.mu.Unlock()
+			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		ws.handlers.Add(1)
+		ws.mu.Unlock()
+		defer ws.handlers.Done()
+		h.ServeHTTP(w, r)
+	})
+}
+
 // withWriteTimeout gives each response of h at most d to be written.
 func withWriteTimeout(h http.Handler, d time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -107,32 +124,22 @@ func withWriteTimeout(h http.Handler, d time.Duration) http.Handler {
 	})
 }
 
-// Close stops accepting, closes every HTTP connection, and returns once
-// every /ws request has handed its connection over (or closed it) and
-// Serve has returned. Connections already handed over belong to
+// Close stops accepting, closes every HTTP connection (which ends /wire's
+// streams), and returns once every request's handler has returned (a /ws
+// one has handed its connection over, or closed it) and Serve has. Connections already handed over belong to
 // cfg.Conn's owner, which closes them. It returns Serve's error, if any.
 func (ws *webServer) Close() error {
 	ws.mu.Lock()
 	ws.closed = true
 	ws.mu.Unlock()
 	ws.srv.Close()
-	ws.upgrades.Wait()
+	ws.handlers.Wait()
 	<-ws.done
 	return ws.err
 }
 
 // serveWS upgrades a same-origin request to a WebSocket and hands it over.
 func (ws *webServer) serveWS(w http.ResponseWriter, r *http.Request) {
-	ws.mu.Lock()
-	if ws.closed {
-		ws.mu.Unlock()
-		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	ws.upgrades.Add(1)
-	ws.mu.Unlock()
-	defer ws.upgrades.Done()
-
 	// A page of another site must not open a socket here with the
 	// student's browser (cross-site WebSocket hijacking). Browsers always
 	// send Origin; a program that sends none is not a page of any site.

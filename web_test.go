@@ -591,10 +591,19 @@ func TestRunServerWeb(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(bytes.ToLower(page), []byte("<html")) {
 		t.Errorf("GET /: %d %q", resp.StatusCode, page)
 	}
-	if resp, err := http.Get("http://" + webAddr + "/wire"); err != nil || resp.StatusCode == http.StatusNotFound {
-		t.Errorf("GET /wire: %v %v", err, resp)
-	} else {
+	for path, want := range map[string]int{
+		"/wire":                     http.StatusOK,
+		"/wire?token=" + m[3]:       http.StatusOK,
+		"/wire?token=not-the-token": http.StatusForbidden,
+	} {
+		resp, err := http.Get("http://" + webAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
 		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
 	}
 
 	bob := join(t, tcpAddr, "bob")
