@@ -430,12 +430,16 @@ func TestWebCaptureReplayAndSend(t *testing.T) {
 	expect(t, bob, "alice: pay bob 10 coins")
 }
 
-func TestTapWebRewritesABrowserStudent(t *testing.T) {
-	ts := startTestServer(t, serverConfig{})
-	spec, err := parseRewrite("pay bob 10=pay bob 90")
-	if err != nil {
-		t.Fatal(err)
-	}
+// tapWeb is a tap on tapListen (a TCP address when listen is given, and
+// -web), run by run, with its report lines collected.
+type tapWeb struct {
+	tcpAddr, webAddr string
+	reports          func() []string
+	stop             func() // ends the tap and its web side; safe to call twice
+}
+
+func startTapWeb(t *testing.T, listen string, run func(ctx context.Context, ln net.Listener, report func(string)) error) *tapWeb {
+	t.Helper()
 	var mu sync.Mutex
 	var lines []string
 	report := func(s string) {
@@ -443,49 +447,65 @@ func TestTapWebRewritesABrowserStudent(t *testing.T) {
 		defer mu.Unlock()
 		lines = append(lines, s)
 	}
-	reports := func() []string {
+	ln, web, where, err := tapListen(listen, "127.0.0.1:0", report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := &tapWeb{reports: func() []string {
 		mu.Lock()
 		defer mu.Unlock()
 		return append([]string(nil), lines...)
+	}}
+	m := regexp.MustCompile(`browsers at http://(\S+)/$`).FindStringSubmatch(where)
+	if m == nil {
+		t.Fatalf("where = %q", where)
+	}
+	tw.webAddr = m[1]
+	if listen != "" {
+		tw.tcpAddr = ln.Addr().String()
+		if !strings.HasPrefix(where, tw.tcpAddr+" and browsers at ") {
+			t.Errorf("where = %q", where)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, ln, report) }()
+	var once sync.Once
+	tw.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("tap: %v", err)
+			}
+			if err := web.Close(); err != nil {
+				t.Errorf("tap -web: %v", err)
+			}
+		})
+	}
+	t.Cleanup(tw.stop)
+	return tw
+}
+
+func TestTapWebRewritesABrowserStudent(t *testing.T) {
+	ts := startTestServer(t, serverConfig{})
+	spec, err := parseRewrite("pay bob 10=pay bob 90")
+	if err != nil {
+		t.Fatal(err)
 	}
 	capPath := filepath.Join(t.TempDir(), "tap.jsonl")
 	rec, err := openCapture(capPath, "tap", ts.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, web, where, err := tapListen("127.0.0.1:0", "127.0.0.1:0", report)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(where, " and browsers at http://127.0.0.1:") {
-		t.Errorf("where = %q", where)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rewriteTap(ctx, ln, ts.addr, spec, rec, report) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("rewriteTap: %v", err)
-		}
-		if err := web.Close(); err != nil {
-			t.Errorf("tap -web: %v", err)
-		}
-		rec.Close()
-	}
-	t.Cleanup(stop)
-	webAddr := strings.TrimSuffix(where[strings.Index(where, "http://")+len("http://"):], "/")
+	tw := startTapWeb(t, "127.0.0.1:0", func(ctx context.Context, ln net.Listener, report func(string)) error {
+		return rewriteTap(ctx, ln, ts.addr, spec, rec, report)
+	})
 
 	bob := join(t, ts.addr, "bob")
-	alice := joinWS(t, webAddr, "alice", clientConfig{})
+	alice := joinWS(t, tw.webAddr, "alice", clientConfig{})
 	expect(t, bob, "[SYSTEM] alice joined (secure channel)")
 	// A terminal client through the same tap, as before.
-	carol := join(t, ln.Addr().String(), "carol")
+	carol := join(t, tw.tcpAddr, "carol")
 	expect(t, bob, "[SYSTEM] carol joined (secure channel)")
 
 	alice.Send("pay bob 10 coins")
@@ -494,8 +514,11 @@ func TestTapWebRewritesABrowserStudent(t *testing.T) {
 	expect(t, bob, "carol: pay bob 90 coins")
 	alice.Close()
 	carol.Close()
-	waitReport(t, reports, "closed after 1 rewritten record(s)")
-	stop()
+	waitReport(t, tw.reports, "closed after 1 rewritten record(s)")
+	tw.stop()
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	data, err := os.ReadFile(capPath)
 	if err != nil {
@@ -504,6 +527,24 @@ func TestTapWebRewritesABrowserStudent(t *testing.T) {
 	if n := strings.Count(string(data), `"transport":"websocket"`); n != 1 {
 		t.Errorf("%d open events say websocket, want 1 (alice's leg to the tap):\n%s", n, data)
 	}
+}
+
+func TestTapWebMITMReadsABrowserStudent(t *testing.T) {
+	ts := startTestServer(t, serverConfig{})
+	key, err := mitmKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// -web alone, no -listen.
+	tw := startTapWeb(t, "", func(ctx context.Context, ln net.Listener, report func(string)) error {
+		return runMITMTap(ctx, ln, ts.addr, key, nil, report)
+	})
+	bob := join(t, ts.addr, "bob")
+	alice := joinWS(t, tw.webAddr, "alice", clientConfig{})
+	expect(t, bob, "[SYSTEM] alice joined (secure channel)")
+	alice.Send("meet at noon")
+	expect(t, bob, "alice: meet at noon")
+	waitReport(t, tw.reports, "meet at noon")
 }
 
 func TestBenchOverWebSocket(t *testing.T) {
