@@ -456,14 +456,14 @@ func startTapWeb(t *testing.T, listen string, run func(ctx context.Context, ln n
 		defer mu.Unlock()
 		return append([]string(nil), lines...)
 	}}
-	m := regexp.MustCompile(`browsers at http://(\S+)/$`).FindStringSubmatch(where)
+	m := regexp.MustCompile(`http://(\S+)/ \(browsers\)$`).FindStringSubmatch(where)
 	if m == nil {
 		t.Fatalf("where = %q", where)
 	}
 	tw.webAddr = m[1]
 	if listen != "" {
 		tw.tcpAddr = ln.Addr().String()
-		if !strings.HasPrefix(where, tw.tcpAddr+" and browsers at ") {
+		if !strings.HasPrefix(where, tw.tcpAddr+" and http://") {
 			t.Errorf("where = %q", where)
 		}
 	}
