@@ -667,3 +667,63 @@ func TestRunServerWeb(t *testing.T) {
 		t.Error("the web port still accepts after the server stopped")
 	}
 }
+
+// TestWebStopsWithTheServer stops a server with a browser client joined, a
+// request half sent and /wire's stream open, in cmd_server's order, and
+// checks that nothing it started is left running.
+func TestWebStopsWithTheServer(t *testing.T) {
+	before := runtime.NumGoroutine()
+	wire := newLiveWire("teacher-token-123")
+	rec, kl := wire.observe(nil, nil)
+	srv, err := newServer(serverConfig{Key: testRSAKey(t), Record: rec, Keylog: kl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	webLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := startWebServer(webLn, webConfig{Client: webClientFiles(), Wire: wire, Conn: func(nc net.Conn) { srv.serveConn(nc) }})
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	webAddr := webLn.Addr().String()
+
+	alice := joinWS(t, webAddr, "alice", clientConfig{})
+	half, err := net.Dial("tcp", webAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer half.Close()
+	half.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n")) // never finished
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get("http://" + webAddr + "/wire/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/wire/events: %d", resp.StatusCode)
+	}
+
+	if err := web.Close(); err != nil {
+		t.Errorf("web.Close: %v", err)
+	}
+	srv.Shutdown()
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	wire.Close()
+	expect(t, alice, "[SYSTEM] Server shutting down")
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("/wire/events after the stop: %v", err)
+	}
+	alice.Close()
+	half.Close()
+	resp.Body.Close()
+	client.CloseIdleConnections()
+	waitGoroutines(t, before)
+}
