@@ -298,23 +298,36 @@ func (c *wsConn) Close() error {
 // Origin header, as a page of no site.
 func dialWS(ctx context.Context, wsURL string) (*wsConn, error) {
 	var raw net.Conn
-	var d net.Dialer
-	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, addr)
-			raw = c
-			return c, err
-		},
-		DisableKeepAlives: true,
-		Proxy:             nil,
-	}}
-	c, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPClient: client})
+	ctx = context.WithValue(ctx, wsRawConnKey{}, &raw)
+	c, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPClient: wsDialClient})
 	if err != nil {
 		return nil, err
+	}
+	if raw == nil {
+		c.CloseNow()
+		return nil, errors.New("websocket: no TCP connection under the WebSocket")
 	}
 	nc := websocket.NetConn(context.Background(), c, websocket.MessageBinary)
 	return &wsConn{Conn: nc, raw: raw, remote: raw.RemoteAddr(), local: raw.LocalAddr()}, nil
 }
+
+// wsRawConnKey is the context key of the slot where wsDialClient leaves the
+// TCP connection it dialled, for dialWS.
+type wsRawConnKey struct{}
+
+// wsDialClient is the HTTP client of every dialWS: one transport for all
+// (bench dials hundreds), no proxy, no connection kept for another request.
+var wsDialClient = &http.Client{Transport: &http.Transport{
+	DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		if slot, ok := ctx.Value(wsRawConnKey{}).(*net.Conn); ok && err == nil {
+			*slot = c
+		}
+		return c, err
+	},
+	DisableKeepAlives: true,
+}}
 
 // wsURL is the /ws endpoint of a -web address (HOST:PORT).
 func wsURL(addr string) string {
