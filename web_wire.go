@@ -350,15 +350,13 @@ func (lw *liveWire) serveEvents(w http.ResponseWriter, r *http.Request, teacher 
 	}
 	ping := time.NewTicker(wirePing)
 	defer ping.Stop()
-	first := !resumed
 	for {
 		evs, lost := lw.since(last)
 		buf = buf[:0]
-		if lost > 0 && !first {
+		if lost > 0 {
 			buf = appendSSE(buf, lw.run, last+lost, "skipped", mustJSON(wireSkipped{lost,
 				"this screen fell behind the wire: the server kept going and did not wait for it"}))
 		}
-		first = false
 		for _, ev := range evs {
 			data := ev.pub
 			if teacher && ev.teach != nil {
