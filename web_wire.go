@@ -350,6 +350,7 @@ func (lw *liveWire) serveEvents(w http.ResponseWriter, r *http.Request, teacher 
 	}
 	ping := time.NewTicker(wirePing)
 	defer ping.Stop()
+	caughtUp := false
 	for {
 		evs, lost := lw.since(last)
 		buf = buf[:0]
@@ -364,6 +365,12 @@ func (lw *liveWire) serveEvents(w http.ResponseWriter, r *http.Request, teacher 
 			}
 			buf = appendSSE(buf, lw.run, ev.seq, ev.kind, data)
 			last = ev.seq
+		}
+		if !caughtUp {
+			// The history is sent: what follows crosses now. No id, so
+			// that a reconnect resumes after the last event.
+			buf = append(buf, "event: live\ndata: {}\n\n"...)
+			caughtUp = true
 		}
 		if len(buf) > 0 && !lw.send(w, rc, buf) {
 			return

@@ -83,6 +83,7 @@ type sseStream struct {
 	raw    bytes.Buffer
 	status int
 	done   chan struct{}
+	lives  int // "live" events read by until: the history is sent
 }
 
 func openStream(t *testing.T, url, lastID string) *sseStream {
@@ -169,6 +170,14 @@ func (s *sseStream) until(t *testing.T, what string, ok func(ev sseEvent) bool) 
 		case ev, open := <-s.events:
 			if !open {
 				t.Fatalf("the stream ended before %s; read %d events", what, len(got))
+			}
+			if ev.Kind == "live" {
+				// The end of the history: noted, not returned.
+				if ev.ID != "" || s.lives > 0 {
+					t.Fatalf("a live event with id %q, after %d others", ev.ID, s.lives)
+				}
+				s.lives++
+				continue
 			}
 			got = append(got, ev)
 			if ok(ev) {
@@ -438,6 +447,13 @@ func TestLiveWireLateViewer(t *testing.T) {
 	rig.lw.hmu.Unlock()
 	if n != len(evs) {
 		t.Fatalf("the history holds %d events, want %d", n, len(evs))
+	}
+
+	// Then the live event, and what crosses next.
+	a.Send("and one after")
+	late.until(t, "a frame after the history", func(ev sseEvent) bool { return ev.Kind == "frame" })
+	if late.lives != 1 {
+		t.Fatalf("the late viewer read %d live events between the history and what followed, want 1", late.lives)
 	}
 }
 
