@@ -399,12 +399,83 @@ func TestLiveWireToken(t *testing.T) {
 			}
 		}
 	}
+	tok := newWireToken()
+	if len(tok) != 22 || tok == newWireToken() || strings.ContainsAny(tok, "+/=") {
+		t.Errorf("newWireToken = %q", tok)
+	}
+	if u := teacherURL("http://192.0.2.7:8080/", "a+b"); u != "http://192.0.2.7:8080/wire?token=a%2Bb" {
+		t.Errorf("teacherURL = %q", u)
+	}
 	req := httptest.NewRequest(http.MethodPost, "/wire", nil)
 	rr := httptest.NewRecorder()
 	lw.ServeHTTP(rr, req)
 	if rr.Code != http.StatusMethodNotAllowed {
 		t.Errorf("POST /wire: %d", rr.Code)
 	}
+}
+
+// TestLiveWireKeepsTheRecording: a user's own -record goes on as before
+// under the live wire's watch: the file replays to the same frames the
+// stream showed. Without a user keylog the wire keeps the keys to itself.
+func TestLiveWireKeepsTheRecording(t *testing.T) {
+	lw := newLiveWire(wireTestToken)
+	web := httptest.NewServer(lw)
+	t.Cleanup(web.Close)
+	t.Cleanup(lw.Close)
+	path := filepath.Join(t.TempDir(), "run.capture")
+	userRec, err := openCapture(path, "server", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, kl := lw.observe(userRec, nil)
+	if rec != userRec || kl == nil {
+		t.Fatalf("observe(rec, nil) = %p, %p: want the user's capture and a keylog of the wire's own", rec, kl)
+	}
+	ts := startTestServer(t, serverConfig{Suite: suiteModern, Record: rec, Keylog: kl})
+	teach := openStream(t, web.URL+"/wire/events?token="+wireTestToken, "")
+	a := join(t, ts.addr, "recorded")
+	a.Send("in the file and on the wire")
+	expect(t, a, "recorded: in the file and on the wire")
+	a.Close()
+	evs := teach.until(t, "the close", func(ev sseEvent) bool { return ev.Kind == "close" })
+	if got := framesOf(t, evs, 1); len(got) != 9 || got[8].Peer == nil || got[8].Peer.Text == "" {
+		t.Fatalf("the teacher's stream: %d frames of conn 1, want 9 with the echo's text", len(got))
+	}
+	if err := userRec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var n countFrames
+	if err := replayCapture(f, &replayOptions{name: "run", view: "sniffer", keys: &replayKeys{}}, &n); err != nil {
+		t.Fatal(err)
+	}
+	if n.frames != 9 {
+		t.Fatalf("the recording replays to %d frames, want 9", n.frames)
+	}
+	if bytes.Contains(mustReadFile(t, path), []byte("in the file and on the wire")) {
+		t.Fatal("the recording holds the text")
+	}
+}
+
+// countFrames is a replay view that counts frames.
+type countFrames struct {
+	discardOutput
+	frames int
+}
+
+func (c *countFrames) frame(*replayFrame) { c.frames++ }
+
+func mustReadFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestLiveWireLateViewer: a viewer who comes after the session gets the
