@@ -17,10 +17,12 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	_ "embed"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -118,6 +120,20 @@ func newLiveWire(token string) *liveWire {
 	return lw
 }
 
+// newWireToken returns a random token for the teacher's view: 128 bits,
+// URL-safe.
+func newWireToken() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// teacherURL is the address of the teacher's view under base (such as
+// "http://192.0.2.7:8080"), for the server's banner.
+func teacherURL(base, token string) string {
+	return strings.TrimSuffix(base, "/") + "/wire?token=" + url.QueryEscape(token)
+}
+
 // observe returns what the server should get as serverConfig.Record and .Keylog:
 // the user's own capture/keylog (either may be nil) with the live wire watching them.
 // Keys seen here stay in memory and only the teacher's view uses them: when
@@ -126,7 +142,11 @@ func newLiveWire(token string) *liveWire {
 func (lw *liveWire) observe(rec *capture, kl *keylog) (*capture, *keylog) {
 	if rec == nil {
 		if lw.ownRec == nil {
+			// A capture closed at once writes nothing, and still tells its
+			// watch of every record (setWatch): no bytes are encoded for a
+			// file nobody reads.
 			lw.ownRec = newCapture(discardCloser{}, "server", "", nil)
+			lw.ownRec.Close()
 		}
 		rec = lw.ownRec
 	}
@@ -267,6 +287,11 @@ func (lw *liveWire) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Path == "/wire/events" {
+		if r.Method == http.MethodHead {
+			h.Set("Content-Type", "text/event-stream; charset=utf-8")
+			h.Set("Cache-Control", "no-store")
+			return
+		}
 		lw.serveEvents(w, r, teacher)
 		return
 	}
@@ -350,15 +375,14 @@ func (lw *liveWire) serveEvents(w http.ResponseWriter, r *http.Request, teacher 
 	}
 	ping := time.NewTicker(wirePing)
 	defer ping.Stop()
-	first := !resumed
+	caughtUp := false
 	for {
 		evs, lost := lw.since(last)
 		buf = buf[:0]
-		if lost > 0 && !first {
+		if lost > 0 {
 			buf = appendSSE(buf, lw.run, last+lost, "skipped", mustJSON(wireSkipped{lost,
 				"this screen fell behind the wire: the server kept going and did not wait for it"}))
 		}
-		first = false
 		for _, ev := range evs {
 			data := ev.pub
 			if teacher && ev.teach != nil {
@@ -366,6 +390,12 @@ func (lw *liveWire) serveEvents(w http.ResponseWriter, r *http.Request, teacher 
 			}
 			buf = appendSSE(buf, lw.run, ev.seq, ev.kind, data)
 			last = ev.seq
+		}
+		if !caughtUp {
+			// The history is sent: what follows crosses now. No id, so
+			// that a reconnect resumes after the last event.
+			buf = append(buf, "event: live\ndata: {}\n\n"...)
+			caughtUp = true
 		}
 		if len(buf) > 0 && !lw.send(w, rc, buf) {
 			return

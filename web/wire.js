@@ -56,6 +56,7 @@
   var started = 0; // ms since the epoch when t is 0
   var teacher = false;
   var conns = {}; // id → {row, frames:[c2s,s2c], closed}
+  var caughtUp = false; // the history is drawn: frames now cross as they come
   var paused = false;
   var held = [];
   var heldLost = 0;
@@ -130,7 +131,7 @@
     held = []; heldLost = 0;
     if (lost) skipped({ skipped: lost, why: "more went by than this page holds while paused" });
     list.forEach(function (ev) { handle(ev.type, ev.data); });
-    setStatus("Live.");
+    setStatus(caughtUp ? "Live: each frame appears as it crosses the wire." : "Drawing the last frames…");
   });
 
   // The connections table and the connection filter.
@@ -138,11 +139,12 @@
     var s = conns[c.conn];
     if (!s) {
       var tr = el("tr");
-      tr.appendChild(el("td", "", c.conn));
-      tr.appendChild(el("td", "mono", c.client || "?"));
-      tr.appendChild(el("td", "", c.suite || "…"));
-      tr.appendChild(el("td", "", "0 / 0"));
-      tr.appendChild(el("td", "", "open"));
+      [["conn", c.conn, ""], ["client", c.client || "?", "mono"], ["suite", c.suite || "…", ""],
+        ["frames c→s / s→c", "0 / 0", ""], ["state", "open", ""]].forEach(function (cell) {
+        var td = el("td", cell[2], cell[1]);
+        td.setAttribute("data-label", cell[0]);
+        tr.appendChild(td);
+      });
       connsBody.appendChild(tr);
       var opt = el("option", "", "conn " + c.conn + " · " + (c.client || "?"));
       opt.value = String(c.conn);
@@ -211,7 +213,7 @@
       append(li, f.conn);
     });
 
-    var li = el("li", "row fresh " + f.dir);
+    var li = el("li", "row " + (caughtUp ? "fresh " : "") + f.dir);
     var when = el("div", "when");
     when.appendChild(el("b", "", "#" + f.n));
     when.appendChild(el("span", "conn-badge", "conn " + f.conn));
@@ -256,7 +258,7 @@
       li.appendChild(pe);
     }
     append(li, f.conn);
-    setTimeout(function () { li.classList.remove("fresh"); }, 1500);
+    if (caughtUp) setTimeout(function () { li.classList.remove("fresh"); }, 1500);
 
     if (f.band) {
       var b = el("li", "band");
@@ -319,7 +321,8 @@
       ? "Teacher view: beside each frame, the text the peer read (the server holds every session's key). Do not leave this screen to the class."
       : "Sniffer view: what anyone on the network sees. The words stay sealed.";
     (h.conns || []).forEach(connRow);
-    setStatus(h.resumed ? "Live again: the frames missed while away follow." : "Live: the last frames first, then each as it crosses.");
+    caughtUp = false;
+    setStatus(h.resumed ? "Back on the wire: the frames missed while away follow." : "Drawing the last frames…");
   }
 
   var es = null;
@@ -327,6 +330,10 @@
     var url = "/wire/events" + (token !== null ? "?token=" + encodeURIComponent(token) : "");
     es = new EventSource(url);
     es.addEventListener("hello", function (e) { hello(JSON.parse(e.data)); });
+    es.addEventListener("live", function () {
+      caughtUp = true;
+      if (!paused) setStatus("Live: each frame appears as it crosses the wire.");
+    });
     ["open", "frame", "close", "note", "skipped"].forEach(function (type) {
       es.addEventListener(type, function (e) { handle(type, JSON.parse(e.data)); });
     });
