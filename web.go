@@ -7,7 +7,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -373,11 +372,6 @@ func (l *wsListener) Close() error {
 }
 
 func (l *wsListener) Addr() net.Addr { return l.addr }
-
-// newWebToken is the teacher's token for /wire: 128 random bits.
-func newWebToken() string {
-	return rand.Text()
-}
 
 // checkWebToken says what is wrong with a -web-token ("" when nothing).
 func checkWebToken(t string) string {

@@ -599,7 +599,7 @@ func TestWebFlags(t *testing.T) {
 			t.Errorf("webFlagsError(%q, %q) = %q, want %q", c.web, c.token, got, c.want)
 		}
 	}
-	if a, b := newWebToken(), newWebToken(); a == b || len(a) < 20 || checkWebToken(a) != "" {
+	if a, b := newWireToken(), newWireToken(); a == b || len(a) < 20 || checkWebToken(a) != "" {
 		t.Errorf("tokens %q and %q", a, b)
 	}
 }
@@ -614,7 +614,7 @@ func TestRunServerWeb(t *testing.T) {
 	go func() {
 		done <- runServer(ctx, []string{"-listen", "127.0.0.1:0", "-web", "127.0.0.1:0", "-ephemeral", "-no-color"}, &out, &errb)
 	}()
-	banner := regexp.MustCompile(`Server: (\S+)\nSuite: .*\n(?:.*\n)*?Students open: http://(\S+)/\nLive wire: http://\S+/wire .*\nTeacher's wire: http://\S+/wire\?token=([A-Z2-7]{26}) `)
+	banner := regexp.MustCompile(`Server: (\S+)\nSuite: .*\n(?:.*\n)*?Students open: http://(\S+)/\nLive wire: http://\S+/wire .*\nTeacher's wire: http://\S+/wire\?token=([A-Za-z0-9_-]{22}) `)
 	var m []string
 	for deadline := time.Now().Add(10 * time.Second); m == nil; time.Sleep(10 * time.Millisecond) {
 		if m = banner.FindStringSubmatch(out.String()); m == nil && time.Now().After(deadline) {
