@@ -727,3 +727,37 @@ func TestWebStopsWithTheServer(t *testing.T) {
 	client.CloseIdleConnections()
 	waitGoroutines(t, before)
 }
+
+// BenchmarkJoin is one client's dial, classic handshake, username and
+// close, over TCP and over WebSocket, one client at a time against one
+// server: what the WebSocket adds to a join (the HTTP upgrade, the close
+// handshake) beside the RSA work both share.
+func BenchmarkJoin(b *testing.B) {
+	bs, err := startBenchServer(testRSAKey(b), suiteClassic, 0, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bs.stop()
+	if err := bs.startWeb(); err != nil {
+		b.Fatal(err)
+	}
+	for _, target := range []struct{ name, addr string }{
+		{transportTCP, bs.addr},
+		{transportWebSocket, benchTarget(bs.webAddr, transportWebSocket)},
+	} {
+		b.Run(target.name, func(b *testing.B) {
+			var d net.Dialer
+			for i := range b.N {
+				conn, err := benchDial(context.Background(), &d, target.addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cs, err := clientHandshake(conn, clientConfig{Name: fmt.Sprint("j", i), Addr: target.addr, Insecure: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				cs.Close()
+			}
+		})
+	}
+}
