@@ -119,8 +119,9 @@ func wsWrite(t *testing.T, ws *websocket.Conn, typ websocket.MessageType, p []by
 	}
 }
 
-// wsExpectClosed reads until the server closes the WebSocket.
-func wsExpectClosed(t *testing.T, ws *websocket.Conn) {
+// wsExpectClosed reads until the server closes the WebSocket, and returns
+// the close status it sent (-1 for none).
+func wsExpectClosed(t *testing.T, ws *websocket.Conn) websocket.StatusCode {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -129,7 +130,7 @@ func wsExpectClosed(t *testing.T, ws *websocket.Conn) {
 			if ctx.Err() != nil {
 				t.Fatal("the server did not close the WebSocket")
 			}
-			return
+			return websocket.CloseStatus(err)
 		}
 	}
 }
@@ -250,7 +251,9 @@ func TestWebTextMessageDropsOnlyThatClient(t *testing.T) {
 	expect(t, bob, "[SYSTEM] mallory joined (secure channel)")
 
 	wsWrite(t, ws, websocket.MessageText, []byte("0000000005hello"))
-	wsExpectClosed(t, ws)
+	if status := wsExpectClosed(t, ws); status != websocket.StatusUnsupportedData {
+		t.Errorf("closed with %v, want %v", status, websocket.StatusUnsupportedData)
+	}
 	expect(t, bob, "[SYSTEM] mallory left the chat")
 	ts.logged(t, evLeave, "mallory left the chat (protocol violation: a text message")
 
@@ -286,7 +289,9 @@ func TestWebFrameViolationsDropOnlyThatClient(t *testing.T) {
 		msg = appendFrame(msg, p)
 	}
 	wsWrite(t, ws, websocket.MessageBinary, msg)
-	wsExpectClosed(t, ws)
+	if status := wsExpectClosed(t, ws); status != websocket.StatusMessageTooBig {
+		t.Errorf("closed with %v, want %v", status, websocket.StatusMessageTooBig)
+	}
 	ts.logged(t, evLeave, fmt.Sprintf("big left the chat (protocol violation: a WebSocket message over %d bytes)", wsMaxMessage))
 	// A frame cut by a close, as TestHalfFrameThenDisconnect.
 	ws, _ = rawWS(t, webAddr, "half")
