@@ -394,6 +394,9 @@ func TestLiveWireToken(t *testing.T) {
 			if !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") {
 				t.Errorf("GET %s: Content-Security-Policy %q", c.target, csp)
 			}
+			if !bytes.Contains(body, []byte(`<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'self';`)) {
+				t.Errorf("GET %s: the page has no Content-Security-Policy of its own", c.target)
+			}
 			if resp.Header.Get("Referrer-Policy") != "no-referrer" {
 				t.Errorf("GET %s: Referrer-Policy %q", c.target, resp.Header.Get("Referrer-Policy"))
 			}
