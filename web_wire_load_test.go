@@ -8,6 +8,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -303,4 +304,56 @@ func BenchmarkLiveWire(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// TestLiveWireShowsGaps: while the decoder is held up, the feed drops what
+// passes its bound; the viewers are told how many bytes are missing, and
+// the frames after the gap are decoded again.
+func TestLiveWireShowsGaps(t *testing.T) {
+	lw := newLiveWire("")
+	lw.feed.max = 250
+	defer lw.Close()
+	web := httptest.NewServer(lw)
+	defer web.Close()
+	defer lw.Close() // before web.Close, which waits for the stream
+
+	frame := func(i int) []byte { return appendFrame(nil, []byte(fmt.Sprintf("opaque payload %02d: %s", i, strings.Repeat("z", 60)))) }
+	lw.hmu.Lock() // the decoder cannot publish: it is held up
+	lw.feed.record(captureEvent{Kind: capOpen, Conn: 1, Client: "192.0.2.1:1000", Server: "192.0.2.2:5174"})
+	for i := range 10 {
+		lw.feed.record(captureEvent{Kind: capData, Conn: 1, Dir: wireC2S, Data: frame(i)})
+	}
+	lw.feed.mu.Lock()
+	dropped := lw.feed.dropped
+	lw.feed.mu.Unlock()
+	lw.hmu.Unlock()
+	if dropped == 0 {
+		t.Fatal("nothing was dropped past the bound")
+	}
+	watch := openStream(t, web.URL+"/wire/events", "")
+	waitPublished(t, lw, 2) // the open and a frame at least: the queue drains
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(time.Millisecond) {
+		lw.feed.mu.Lock()
+		empty := len(lw.feed.items) == 0
+		lw.feed.mu.Unlock()
+		if empty {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the decoder did not take the queue in 20 s")
+		}
+	}
+	lw.feed.record(captureEvent{Kind: capData, Conn: 1, Dir: wireC2S, Data: frame(99)})
+	evs := watch.until(t, "the frame after the gap", func(ev sseEvent) bool {
+		return ev.Kind == "frame" && strings.Contains(string(ev.Data), "opaque payload 99")
+	})
+	var note wireNote
+	for _, ev := range evs {
+		if ev.Kind == "note" {
+			json.Unmarshal(ev.Data, &note)
+		}
+	}
+	if want := fmt.Sprintf("conn 1 client → server: %d bytes missing from the capture", dropped); !strings.HasPrefix(note.Text, want) {
+		t.Fatalf("the note before the frame after the gap: %q, want %q…", note.Text, want)
+	}
 }
