@@ -317,7 +317,9 @@ func TestLiveWireShowsGaps(t *testing.T) {
 	defer web.Close()
 	defer lw.Close() // before web.Close, which waits for the stream
 
-	frame := func(i int) []byte { return appendFrame(nil, []byte(fmt.Sprintf("opaque payload %02d: %s", i, strings.Repeat("z", 60)))) }
+	frame := func(i int) []byte {
+		return appendFrame(nil, []byte(fmt.Sprintf("opaque payload %02d: %s", i, strings.Repeat("z", 60))))
+	}
 	lw.hmu.Lock() // the decoder cannot publish: it is held up
 	lw.feed.record(captureEvent{Kind: capOpen, Conn: 1, Client: "192.0.2.1:1000", Server: "192.0.2.2:5174"})
 	for i := range 10 {
