@@ -89,7 +89,9 @@
     return window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 120;
   }
   function append(li, conn) {
-    var stay = atBottom();
+    // While the history is drawn the page does not follow each row: it
+    // goes to the newest once, at the live event.
+    var stay = caughtUp && atBottom();
     if (conn) {
       li.setAttribute("data-conn", String(conn));
       if (only.value && only.value !== String(conn)) li.hidden = true;
@@ -99,7 +101,7 @@
     if (stay) {
       window.scrollTo(0, document.documentElement.scrollHeight);
       follow.hidden = true;
-    } else {
+    } else if (caughtUp) {
       follow.hidden = false;
     }
   }
@@ -332,6 +334,8 @@
     es.addEventListener("hello", function (e) { hello(JSON.parse(e.data)); });
     es.addEventListener("live", function () {
       caughtUp = true;
+      window.scrollTo(0, document.documentElement.scrollHeight);
+      follow.hidden = true;
       if (!paused) setStatus("Live: each frame appears as it crosses the wire.");
     });
     ["open", "frame", "close", "note", "skipped"].forEach(function (type) {
