@@ -40,6 +40,7 @@ type captureEvent struct {
 	Kind           string // capOpen, capData or capClose
 	Dir            wireDir
 	Client, Server string
+	Transport      string // open: "websocket", or "" for TCP
 	Data           []byte // valid until the next call to next
 	Gap            int    // capGap: the bytes missing (pcap only)
 	Note           string // capNote: what to say (pcap only)

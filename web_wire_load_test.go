@@ -321,7 +321,7 @@ func TestLiveWireShowsGaps(t *testing.T) {
 		return appendFrame(nil, []byte(fmt.Sprintf("opaque payload %02d: %s", i, strings.Repeat("z", 60))))
 	}
 	lw.hmu.Lock() // the decoder cannot publish: it is held up
-	lw.feed.record(captureEvent{Kind: capOpen, Conn: 1, Client: "192.0.2.1:1000", Server: "192.0.2.2:5174"})
+	lw.feed.record(captureEvent{Kind: capOpen, Conn: 1, Client: "192.0.2.1:1000", Server: "192.0.2.2:5174", Transport: "websocket"})
 	for i := range 10 {
 		lw.feed.record(captureEvent{Kind: capData, Conn: 1, Dir: wireC2S, Data: frame(i)})
 	}
@@ -350,10 +350,17 @@ func TestLiveWireShowsGaps(t *testing.T) {
 		return ev.Kind == "frame" && strings.Contains(string(ev.Data), "opaque payload 99")
 	})
 	var note wireNote
+	var open wireConnInfo
 	for _, ev := range evs {
-		if ev.Kind == "note" {
+		switch ev.Kind {
+		case "note":
 			json.Unmarshal(ev.Data, &note)
+		case "open":
+			json.Unmarshal(ev.Data, &open)
 		}
+	}
+	if open.Conn != 1 || open.Transport != "websocket" {
+		t.Errorf("the open event: %+v, want conn 1 over websocket", open)
 	}
 	if want := fmt.Sprintf("conn 1 client → server: %d bytes missing from the capture", dropped); !strings.HasPrefix(note.Text, want) {
 		t.Fatalf("the note before the frame after the gap: %q, want %q…", note.Text, want)

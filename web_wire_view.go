@@ -82,7 +82,9 @@ func (o *wireOutput) end(replayStats)                {}
 func (o *wireOutput) flush() error                   { return nil }
 
 func (o *wireOutput) open(c *replayConn) {
-	info := &wireConnInfo{Conn: c.id, T: roundMicro(c.opened), Client: printable(c.client), Server: printable(c.server)}
+	info := &wireConnInfo{Conn: c.id, T: roundMicro(c.opened), Client: printable(c.client), Server: printable(c.server),
+		Transport: printable(o.lw.feed.transports[c.id])}
+	delete(o.lw.feed.transports, c.id)
 	o.conns[c.id] = &lessonConn{ID: c.id}
 	o.lw.hmu.Lock()
 	o.lw.conns[c.id] = info
