@@ -250,7 +250,7 @@ func (c *countingOutput) close(*replayConn, float64, bool) { c.events++ }
 // BenchmarkLiveWire feeds a 10 MB modern capture, with the keys that open
 // it, to a live wire with a teacher's view, as the server's capture and
 // keylog would, and waits until every event is published: the decoder's
-// throughput, in MB/s of traffic and frames/s. The feed's bound is lifted
+// throughput, in MB/s of traffic and events/s, and the peak heap. The feed's bound is lifted
 // so that nothing is dropped; in a server, traffic past this rate would be
 // shown as gaps, and the chat would not wait.
 func BenchmarkLiveWire(b *testing.B) {
@@ -281,6 +281,7 @@ func BenchmarkLiveWire(b *testing.B) {
 	}
 	b.SetBytes(size)
 	b.ReportAllocs()
+	peak := sampleHeapPeak()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		lw := newLiveWire(wireTestToken)
@@ -304,6 +305,7 @@ func BenchmarkLiveWire(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(peak())/(1<<20), "peak-heap-MB") // with the 10 MB of records held for the feed
 }
 
 // TestLiveWireShowsGaps: while the decoder is held up, the feed drops what
