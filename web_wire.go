@@ -91,11 +91,12 @@ type wireEvent struct {
 
 // wireConnInfo is an open connection, for a viewer who joins later.
 type wireConnInfo struct {
-	Conn   int     `json:"conn"`
-	T      float64 `json:"t"`
-	Client string  `json:"client"`
-	Server string  `json:"server"`
-	Suite  string  `json:"suite,omitempty"`
+	Conn      int     `json:"conn"`
+	T         float64 `json:"t"`
+	Client    string  `json:"client"`
+	Server    string  `json:"server"`
+	Transport string  `json:"transport,omitempty"` // "websocket": a browser; absent for TCP
+	Suite     string  `json:"suite,omitempty"`
 }
 
 // newLiveWire makes the live wire; token "" means no teacher view.

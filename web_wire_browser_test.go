@@ -162,6 +162,31 @@ func TestLiveWireInChromium(t *testing.T) {
 	bounded(t, pub, "a frame sent after the page loaded",
 		chromedp.Poll[chromedp.Void](`document.querySelectorAll(".row").length>=15`, chromedp.WithPollingTimeout(30*time.Second)))
 	saveShot(t, pub, "wire-public.png")
+
+	// A dropped stream: the page reconnects by itself and gets what it
+	// missed, once.
+	rows := evalIn[int](t, pub, `document.querySelectorAll(".row").length`)
+	rig.web.CloseClientConnections()
+	grace.Send("sent while the page was away")
+	expect(t, ada, "Grace_Hopper-2: sent while the page was away")
+	bounded(t, pub, "the frames sent while the stream was down",
+		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelectorAll(".row").length>=%d`, rows+3), chromedp.WithPollingTimeout(30*time.Second)))
+	nums := evalIn[[]string](t, pub, `[...document.querySelectorAll(".row .when b")].map(b=>b.textContent)`)
+	seen := map[string]bool{}
+	for _, n := range nums {
+		if seen[n] {
+			t.Errorf("frame %s is drawn twice after the reconnect", n)
+		}
+		seen[n] = true
+	}
+	// A stream shows in the resource timing once it has ended: the first
+	// one did, and the frames after it came on the next.
+	if ended := evalIn[int](t, pub, `performance.getEntriesByType("resource").filter(e=>e.name.includes("/wire/events")).length`); ended < 1 {
+		t.Error("the page's first stream never ended: the connection was not dropped")
+	}
+	if len(nums) != rows+3 {
+		t.Errorf("%d frames after the reconnect, want %d", len(nums), rows+3)
+	}
 	if bad := axeViolations(t, pub, axe); len(bad) > 0 {
 		t.Errorf("axe on the public view:\n%s", strings.Join(bad, "\n"))
 	}

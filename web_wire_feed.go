@@ -34,6 +34,9 @@ type liveFeed struct {
 	batchData []byte
 	pos       int
 	onKey     func(label string, id, secret []byte)
+	// transports are the open connections' transports other than TCP,
+	// from their open records ("websocket"), for the view.
+	transports map[int]string
 }
 
 // feedDir is one direction of one connection.
@@ -53,7 +56,7 @@ type feedItem struct {
 }
 
 func newLiveFeed(max int) *liveFeed {
-	return &liveFeed{max: max, gaps: make(map[feedDir]int), wake: make(chan struct{}, 1), started: time.Now()}
+	return &liveFeed{max: max, gaps: make(map[feedDir]int), wake: make(chan struct{}, 1), started: time.Now(), transports: make(map[int]string)}
 }
 
 // record is the capture's watch: it runs under the capture's lock, so it
@@ -152,8 +155,11 @@ func (f *liveFeed) next(ev *captureEvent) error {
 				continue
 			}
 			*ev = it.ev
-			if ev.Kind == capData {
+			switch {
+			case ev.Kind == capData:
 				ev.Data = f.batchData[it.from:it.to]
+			case ev.Kind == capOpen && ev.Transport != "":
+				f.transports[ev.Conn] = ev.Transport
 			}
 			return nil
 		}

@@ -82,7 +82,9 @@ func (o *wireOutput) end(replayStats)                {}
 func (o *wireOutput) flush() error                   { return nil }
 
 func (o *wireOutput) open(c *replayConn) {
-	info := &wireConnInfo{Conn: c.id, T: roundMicro(c.opened), Client: printable(c.client), Server: printable(c.server)}
+	info := &wireConnInfo{Conn: c.id, T: roundMicro(c.opened), Client: printable(c.client), Server: printable(c.server),
+		Transport: printable(o.lw.feed.transports[c.id])}
+	delete(o.lw.feed.transports, c.id)
 	o.conns[c.id] = &lessonConn{ID: c.id}
 	o.lw.hmu.Lock()
 	o.lw.conns[c.id] = info
@@ -103,8 +105,9 @@ func (o *wireOutput) note(c *replayConn, text string) {
 	o.lw.publish("note", mustJSON(wireNote{Conn: c.id, T: roundMicro(c.now), Text: printable(text)}), nil)
 }
 
-// frame publishes f. The sniffer's event is made from a copy of f without
-// its text, so that not even the step's name depends on what a key opened.
+// frame publishes f. The sniffer's event takes only the sniffer's fields,
+// and its step is named from a copy of f without its text, so that not even
+// the step's name depends on what a key opened.
 func (o *wireOutput) frame(f *replayFrame) {
 	lc := o.conns[f.Conn]
 	if lc == nil { // cannot happen: open comes first
@@ -121,7 +124,7 @@ func (o *wireOutput) frame(f *replayFrame) {
 	}
 	sniffed := *f
 	sniffed.Text, sniffed.HasText, sniffed.Key, sniffed.Peer, sniffed.Problem, sniffed.Notes = nil, false, "", nil, "", nil
-	lf := (&htmlOutput{}).lessonFrame(&sniffed)
+	lf := (&htmlOutput{}).lessonFrame(f) // the peer's fields go only into the teacher's event
 	before, after := lc.step(&sniffed, lf)
 	wf := wireFrame{
 		N: f.Num, Conn: f.Conn, T: roundMicro(f.T), Dir: lf.Dir, Arrow: lf.Arrow, Len: lf.Len, Header: lf.Header,
@@ -141,16 +144,15 @@ func (o *wireOutput) frame(f *replayFrame) {
 	pub := mustJSON(wf)
 	var teach []byte
 	if o.lw.teacher {
-		wf.Peer = peerView(f)
+		wf.Peer = peerView(lf)
 		teach = mustJSON(wf)
 	}
 	o.lw.publish("frame", pub, teach)
 }
 
-// peerView is what the endpoint read from f, as the lesson page's peer
-// column shows it; a long text is cut to wireTextShown runes.
-func peerView(f *replayFrame) *wirePeer {
-	lf := (&htmlOutput{}).lessonFrame(f)
+// peerView is what the endpoint read, as the lesson page's peer column
+// shows it; a long text is cut to wireTextShown runes.
+func peerView(lf *lessonFrame) *wirePeer {
 	p := &wirePeer{HasText: lf.HasText, Key: lf.Key, Problem: lf.Problem, Notes: lf.Notes}
 	switch {
 	case lf.HasText:

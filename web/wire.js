@@ -89,7 +89,9 @@
     return window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 120;
   }
   function append(li, conn) {
-    var stay = atBottom();
+    // While the history is drawn the page does not follow each row: it
+    // goes to the newest once, at the live event.
+    var stay = caughtUp && atBottom();
     if (conn) {
       li.setAttribute("data-conn", String(conn));
       if (only.value && only.value !== String(conn)) li.hidden = true;
@@ -99,7 +101,7 @@
     if (stay) {
       window.scrollTo(0, document.documentElement.scrollHeight);
       follow.hidden = true;
-    } else {
+    } else if (caughtUp) {
       follow.hidden = false;
     }
   }
@@ -134,12 +136,18 @@
     setStatus(caughtUp ? "Live: each frame appears as it crosses the wire." : "Drawing the last frames…");
   });
 
+  // How a connection came: a browser over the WebSocket, or TCP (a terminal client).
+  function via(c) {
+    if (c.transport === "websocket") return "browser (WebSocket)";
+    return c.transport ? String(c.transport) : "TCP";
+  }
+
   // The connections table and the connection filter.
   function connRow(c) {
     var s = conns[c.conn];
     if (!s) {
       var tr = el("tr");
-      [["conn", c.conn, ""], ["client", c.client || "?", "mono"], ["suite", c.suite || "…", ""],
+      [["conn", c.conn, ""], ["client", c.client || "?", "mono"], ["via", via(c), ""], ["suite", c.suite || "…", ""],
         ["frames c→s / s→c", "0 / 0", ""], ["state", "open", ""]].forEach(function (cell) {
         var td = el("td", cell[2], cell[1]);
         td.setAttribute("data-label", cell[0]);
@@ -152,7 +160,7 @@
       s = conns[c.conn] = { row: tr, opt: opt, frames: [0, 0], closed: false };
       trimConns();
     }
-    if (c.suite) s.row.cells[2].textContent = c.suite;
+    if (c.suite) s.row.cells[3].textContent = c.suite;
     noConns.hidden = true;
     return s;
   }
@@ -202,7 +210,7 @@
   function frame(f) {
     var s = connRow({ conn: f.conn, suite: f.suite });
     s.frames[f.dir === "c2s" ? 0 : 1]++;
-    s.row.cells[3].textContent = s.frames[0] + " / " + s.frames[1];
+    s.row.cells[4].textContent = s.frames[0] + " / " + s.frames[1];
     (f.work || []).forEach(function (w) {
       var li = el("li", "work " + (w.by === "server" ? "server" : "client"));
       li.appendChild(el("div", "when"));
@@ -284,7 +292,7 @@
     switch (type) {
       case "open":
         connRow(d);
-        append(el("li", "note", "conn " + d.conn + " opened by " + d.client + " at " + clock(d.t)), d.conn);
+        append(el("li", "note", "conn " + d.conn + " opened by " + d.client + " (" + via(d) + ") at " + clock(d.t)), d.conn);
         break;
       case "frame":
         frame(d);
@@ -294,7 +302,7 @@
         if (s) {
           s.closed = true;
           s.row.classList.add("closed");
-          s.row.cells[4].textContent = d.closed ? "closed" : "open at shutdown";
+          s.row.cells[5].textContent = d.closed ? "closed" : "open at shutdown";
           trimConns();
         }
         append(el("li", "endconn", "conn " + d.conn + " " + (d.closed ? "closed" : "still open when the server stopped") + " at " + clock(d.t) +
@@ -332,6 +340,8 @@
     es.addEventListener("hello", function (e) { hello(JSON.parse(e.data)); });
     es.addEventListener("live", function () {
       caughtUp = true;
+      window.scrollTo(0, document.documentElement.scrollHeight);
+      follow.hidden = true;
       if (!paused) setStatus("Live: each frame appears as it crosses the wire.");
     });
     ["open", "frame", "close", "note", "skipped"].forEach(function (type) {
