@@ -66,6 +66,9 @@ type capture struct {
 	err     error // the first write error; nothing more is written after it
 	// maxPending bounds the pending buffer (captureMaxPending; tests lower it).
 	maxPending int
+	// watch, when set (setWatch), is told of every record as it is made,
+	// in capture order, even once the file has stopped.
+	watch func(captureEvent)
 
 	kick      chan struct{}
 	quit      chan struct{}
@@ -190,13 +193,39 @@ func (c *capture) Close() error {
 	return c.closeErr
 }
 
+// setWatch has f told of every record from now on, under the capture's
+// lock and in capture order (f must not block; ev.Data is valid only during
+// the call). It goes on when the file stops (Close, a write error), so the
+// live wire outlives a full disk.
+func (c *capture) setWatch(f func(ev captureEvent)) {
+	c.mu.Lock()
+	c.watch = f
+	c.mu.Unlock()
+}
+
 // record appends one line built by add, unless recording has stopped or
-// cc (when not nil) was closed: a read or write racing with Close must not
-// appear after the connection's close record.
-func (c *capture) record(cc *capConn, add func(b []byte, t float64) []byte) {
+// cc was closed: a read or write racing with Close must not appear after
+// the connection's close record. ev is the record for the watch: record
+// fills in its connection and time (and gives an opened connection its id).
+func (c *capture) record(cc *capConn, ev captureEvent, add func(b []byte, t float64) []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.stopped || c.err != nil || (cc != nil && cc.closed) {
+	if cc.closed {
+		return
+	}
+	switch ev.Kind {
+	case capOpen:
+		c.nextID++
+		cc.id = c.nextID
+	case capClose:
+		cc.closed = true
+	}
+	t := c.now().Sub(c.start).Seconds()
+	if c.watch != nil {
+		ev.Conn, ev.T = cc.id, t
+		c.watch(ev)
+	}
+	if c.stopped || c.err != nil {
 		return
 	}
 	if len(c.pending) > c.maxPending {
@@ -204,7 +233,6 @@ func (c *capture) record(cc *capConn, add func(b []byte, t float64) []byte) {
 		c.pending = nil
 		return
 	}
-	t := c.now().Sub(c.start).Seconds()
 	c.pending = add(c.pending, t)
 	if len(c.pending) >= captureKickAt {
 		select {
@@ -221,21 +249,30 @@ type capConn struct {
 	closed bool // guarded by c.mu
 }
 
-// open records a new connection and returns its recorder. Ids are given in
-// open order, from 1.
+// open records a new TCP connection and returns its recorder. Ids are
+// given in open order, from 1.
 func (c *capture) open(client, server string) *capConn {
+	return c.openVia(client, server, "")
+}
+
+// openVia is open for a connection that another transport carries
+// ("websocket"): its open event says so. An empty transport is TCP, whose
+// open event has no transport field.
+func (c *capture) openVia(client, server, transport string) *capConn {
 	if c == nil {
 		return nil
 	}
 	cc := &capConn{c: c}
-	c.record(nil, func(b []byte, t float64) []byte {
-		c.nextID++
-		cc.id = c.nextID
+	c.record(cc, captureEvent{Kind: capOpen, Client: client, Server: server, Transport: transport}, func(b []byte, t float64) []byte {
 		b = appendRecordStart(b, t, cc.id)
 		b = append(b, `,"ev":"open","client":`...)
 		b = appendJSONString(b, client)
 		b = append(b, `,"server":`...)
 		b = appendJSONString(b, server)
+		if transport != "" {
+			b = append(b, `,"transport":`...)
+			b = appendJSONString(b, transport)
+		}
 		return append(b, "}\n"...)
 	})
 	return cc
@@ -246,7 +283,7 @@ func (cc *capConn) data(dir wireDir, p []byte) {
 	if cc == nil || len(p) == 0 {
 		return
 	}
-	cc.c.record(cc, func(b []byte, t float64) []byte {
+	cc.c.record(cc, captureEvent{Kind: capData, Dir: dir, Data: p}, func(b []byte, t float64) []byte {
 		b = appendRecordStart(b, t, cc.id)
 		b = append(b, `,"dir":"`...)
 		b = append(b, dir.String()...)
@@ -261,8 +298,7 @@ func (cc *capConn) close() {
 	if cc == nil {
 		return
 	}
-	cc.c.record(cc, func(b []byte, t float64) []byte {
-		cc.closed = true
+	cc.c.record(cc, captureEvent{Kind: capClose}, func(b []byte, t float64) []byte {
 		b = appendRecordStart(b, t, cc.id)
 		return append(b, `,"ev":"close"}`+"\n"...)
 	})
@@ -296,8 +332,24 @@ func (c *capture) wrapConn(nc net.Conn, side string) net.Conn {
 		rc.readDir, rc.writeDir = wireS2C, wireC2S
 		client, server = server, client
 	}
-	rc.rec = c.open(addrString(client), addrString(server))
+	rc.rec = c.openVia(addrString(client), addrString(server), connTransport(nc))
 	return rc
+}
+
+// transportConn is a connection carried by something other than TCP; its
+// Transport names it for the capture ("websocket").
+type transportConn interface {
+	net.Conn
+	Transport() string
+}
+
+// connTransport is what carries nc as its capture's open event names it:
+// "" for TCP.
+func connTransport(nc net.Conn) string {
+	if t, ok := nc.(transportConn); ok {
+		return t.Transport()
+	}
+	return ""
 }
 
 func addrString(a net.Addr) string {
