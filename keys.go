@@ -319,6 +319,27 @@ func updateKnownServer(path, addr string, decide func(have knownServer, ok bool)
 	return replaceFile(path, strings.Join(lines, ""), mode)
 }
 
+// pinStore keeps a client's pins: the known-servers file, or the
+// browser's storage (browser_pins.go).
+type pinStore interface {
+	lookup(addr string) (knownServer, bool, error)
+	update(addr string, decide func(have knownServer, ok bool) (*knownServer, error)) error
+	where() string // as the walk-through names it: "pinned in " + where()
+}
+
+// knownServersFile is the known-servers file as a pinStore.
+type knownServersFile string
+
+func (f knownServersFile) lookup(addr string) (knownServer, bool, error) {
+	return lookupKnownServer(string(f), addr)
+}
+
+func (f knownServersFile) update(addr string, decide func(have knownServer, ok bool) (*knownServer, error)) error {
+	return updateKnownServer(string(f), addr, decide)
+}
+
+func (f knownServersFile) where() string { return string(f) }
+
 // replaceFile writes content to path through a temporary file in the same
 // directory and a rename.
 func replaceFile(path, content string, mode os.FileMode) error {

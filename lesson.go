@@ -1,3 +1,5 @@
+//go:build !js
+
 // The lesson page: replay's HTML view (replay -html, demo -html).
 //
 // One self-contained file: inline CSS and SVG, no script, nothing loaded

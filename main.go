@@ -1,3 +1,5 @@
+//go:build !js
+
 // Command encchat is an encrypted chat server and client for teaching: the
 // seed's mini TLS-like handshake (RSA-2048 key transport, AES-256) byte for
 // byte, a modern suite that fixes it, and record/replay of the wire traffic

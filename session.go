@@ -32,12 +32,13 @@ type handshakeStep struct {
 }
 
 // clientConfig is what a client session needs. Addr keys the pin in the
-// known-servers file; an empty KnownServers keeps no pins.
+// known-servers file, or in Pins; with neither, no pins are kept.
 type clientConfig struct {
 	Name         string
 	Suite        string // auto (""), classic or modern
 	Addr         string
 	KnownServers string
+	Pins         pinStore // pins kept elsewhere than in a file (the browser's storage)
 	Fingerprint  string
 	Insecure     bool
 	Rand         io.Reader
@@ -237,14 +238,15 @@ func (cfg clientConfig) checkServerKey(pub *rsa.PublicKey, suite string) (string
 	if cfg.Fingerprint != "" && !sameFingerprint(fp, cfg.Fingerprint) {
 		return "", nil, &keyMismatchError{Addr: cfg.Addr, Want: cfg.Fingerprint, Got: fp, Source: "-fingerprint"}
 	}
-	if cfg.KnownServers == "" {
+	pins := cfg.pins()
+	if pins == nil {
 		if cfg.Fingerprint != "" {
 			return "Server key " + fp + " matches -fingerprint", nil, nil
 		}
 		return "Server key " + fp + " (no known-servers file: not pinned)", nil, nil
 	}
 	seen := knownServer{addr: cfg.Addr, suite: suite, fingerprint: fp}
-	have, ok, err := lookupKnownServer(cfg.KnownServers, cfg.Addr)
+	have, ok, err := pins.lookup(cfg.Addr)
 	if err != nil {
 		return "", nil, err
 	}
@@ -260,7 +262,7 @@ func (cfg clientConfig) checkServerKey(pub *rsa.PublicKey, suite string) (string
 // read again under its lock, and a different pin that appeared since the
 // check (another client's first contact) refuses this session.
 func (cfg clientConfig) recordServerKey(seen knownServer) error {
-	err := updateKnownServer(cfg.KnownServers, seen.addr, func(have knownServer, ok bool) (*knownServer, error) {
+	err := cfg.pins().update(seen.addr, func(have knownServer, ok bool) (*knownServer, error) {
 		_, write, err := cfg.comparePin(seen, have, ok)
 		return write, err
 	})
@@ -272,12 +274,24 @@ func (cfg clientConfig) recordServerKey(seen knownServer) error {
 	return err
 }
 
+// pins is where the client keeps its pins: Pins, else the known-servers
+// file; nil: nowhere.
+func (cfg clientConfig) pins() pinStore {
+	if cfg.Pins != nil {
+		return cfg.Pins
+	}
+	if cfg.KnownServers != "" {
+		return knownServersFile(cfg.KnownServers)
+	}
+	return nil
+}
+
 // comparePin compares the key and suite seen now with addr's pin (ok
 // false: none). It returns the walk-through's note, and the line to write
 // (nil: nothing), or the refusal: a classic answer where the pin says
 // modern, or another key than the pin's (unless -fingerprint checked it).
 func (cfg clientConfig) comparePin(seen, have knownServer, ok bool) (note string, write *knownServer, err error) {
-	file := cfg.KnownServers
+	file := cfg.pins().where()
 	matches := "Server key " + seen.fingerprint + " matches "
 	if cfg.Fingerprint != "" {
 		matches += "-fingerprint and "

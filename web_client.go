@@ -1,3 +1,5 @@
+//go:build !js
+
 // The browser client's files, as the server serves them: the page under
 // web/ and the client compiled to WebAssembly.
 
