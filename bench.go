@@ -41,6 +41,7 @@ import (
 // serverConfig.
 type benchConfig struct {
 	Addr        string  // server to load; empty starts one in-process
+	Transport   string  // tcp (or "") or websocket: Addr is then the server's -web address
 	Suite       string  // classic, modern or auto
 	Clients     int     // clients that connect and read
 	Concurrency int     // handshakes in flight at once
@@ -113,6 +114,8 @@ func (cfg *benchConfig) defaults() {
 
 func (cfg *benchConfig) check() error {
 	switch {
+	case cfg.Transport != "" && cfg.Transport != transportTCP && cfg.Transport != transportWebSocket:
+		return fmt.Errorf("-transport must be tcp or websocket, not %q", cfg.Transport)
 	case cfg.Suite != suiteClassic && cfg.Suite != suiteModern && cfg.Suite != "auto":
 		return fmt.Errorf("-suite must be classic, modern or auto, not %q", cfg.Suite)
 	case cfg.Clients < 1:
@@ -169,7 +172,8 @@ func checkBenchTarget(ctx context.Context, addr string) error {
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var cfg benchConfig
-	fs.StringVar(&cfg.Addr, "connect", "", "server `address` to load (default: an in-process server on 127.0.0.1 with an ephemeral key)")
+	fs.StringVar(&cfg.Addr, "connect", "", "server `address` to load (default: an in-process server on 127.0.0.1 with an ephemeral key); with -transport websocket, its -web address")
+	transports := fs.String("transport", transportTCP, "how the clients connect: tcp, websocket (to the server's -web /ws), or `tcp,websocket` for one run of each, one after the other")
 	fs.IntVar(&cfg.Clients, "clients", benchDefaultClients, "clients that connect and read")
 	fs.IntVar(&cfg.Concurrency, "concurrency", benchDefaultConcurrency, "handshakes in flight at once")
 	fs.IntVar(&cfg.Warmup, "warmup", -1, "clients connected and closed before measuring, to warm a fresh process up (-1: as many as -clients; 0: none)")
@@ -194,6 +198,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		errorf(stderr, "bench: %v", err)
 		return 2
 	}
+	runs, err := parseTransports(*transports)
+	if err != nil {
+		errorf(stderr, "bench: %v", err)
+		return 2
+	}
+	if *idle > 0 && (len(runs) > 1 || runs[0] != transportTCP) {
+		errorf(stderr, "bench: -idle measures TCP connections only")
+		return 2
+	}
 	if *idle < 0 {
 		errorf(stderr, "bench: -idle must not be negative")
 		return 2
@@ -215,18 +228,69 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *idle > 0 {
 		return runBenchIdle(ctx, cfg, *idle, *serverPID, stdout, stderr, stopBar)
 	}
-	st, err := bench(ctx, cfg)
-	stopBar()
-	if err != nil {
-		errorf(stderr, "bench: %v", err)
-		return 1
+	defer stopBar()
+	code := 0
+	var all []benchStats
+	for i, transport := range runs {
+		cfg.Transport = transport
+		st, err := bench(ctx, cfg)
+		if err != nil {
+			stopBar()
+			errorf(stderr, "bench: %v", err)
+			return 1
+		}
+		if i == len(runs)-1 {
+			stopBar()
+		}
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		printBenchStats(stdout, st)
+		if !st.OK() {
+			errorf(stderr, "bench: %s: %s", transport, benchVerdict(st))
+			code = 1
+		}
+		all = append(all, st)
 	}
-	printBenchStats(stdout, st)
-	if !st.OK() {
-		errorf(stderr, "bench: %s", benchVerdict(st))
-		return 1
+	if len(all) == 2 {
+		printTransportRatio(stdout, all[0], all[1])
 	}
-	return 0
+	return code
+}
+
+// The transports bench can load a server over.
+const (
+	transportTCP       = "tcp"
+	transportWebSocket = "websocket"
+)
+
+// parseTransports reads -transport: one transport, or a comma-separated
+// list run one after the other.
+func parseTransports(s string) ([]string, error) {
+	var runs []string
+	for t := range strings.SplitSeq(s, ",") {
+		t = strings.TrimSpace(t)
+		if t != transportTCP && t != transportWebSocket {
+			return nil, fmt.Errorf("-transport must be tcp, websocket or tcp,websocket, not %q", s)
+		}
+		if slices.Contains(runs, t) {
+			return nil, fmt.Errorf("-transport names %s twice", t)
+		}
+		runs = append(runs, t)
+	}
+	return runs, nil
+}
+
+// printTransportRatio puts the second run's rates beside the first's.
+func printTransportRatio(w io.Writer, a, b benchStats) {
+	ratio := func(x, y float64) string {
+		if y == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", x/y)
+	}
+	fmt.Fprintf(w, "\n%s / %s: handshakes/s %s, deliveries/s %s\n", b.Transport, a.Transport,
+		ratio(b.HandshakeRate(), a.HandshakeRate()), ratio(b.DeliveryRate(), a.DeliveryRate()))
 }
 
 // runBenchIdle is "encchat bench -idle N": the server runs as a child
@@ -318,7 +382,11 @@ func printBenchStats(w io.Writer, st benchStats) {
 	if st.InProcess {
 		where = "in-process server on " + st.Addr
 	}
-	fmt.Fprintf(w, "encchat bench: %s suite, %s\n", st.Suite, where)
+	over := ""
+	if st.Transport == transportWebSocket {
+		over = " over WebSocket"
+	}
+	fmt.Fprintf(w, "encchat bench: %s suite%s, %s\n", st.Suite, over, where)
 	if st.Warmup > 0 {
 		fresh := ""
 		if st.InProcess {

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -88,7 +89,7 @@ func newBenchLoad(cfg benchConfig) *benchLoad {
 	return &benchLoad{
 		cfg: cfg,
 		st: benchStats{
-			Addr: cfg.Addr, Suite: cfg.Suite, Clients: cfg.Clients, Concurrency: cfg.Concurrency, Warmup: cfg.Warmup,
+			Addr: benchTarget(cfg.Addr, cfg.Transport), Transport: cmp.Or(cfg.Transport, transportTCP), Suite: cfg.Suite, Clients: cfg.Clients, Concurrency: cfg.Concurrency, Warmup: cfg.Warmup,
 			Senders: cfg.Senders, Messages: cfg.Messages, Size: cfg.Size, Stalled: cfg.Stalled,
 		},
 		run:     &benchRun{tag: benchTag(), messages: cfg.Messages, allIn: make(chan struct{}), progress: cfg.progress},
@@ -113,6 +114,13 @@ func (b *benchLoad) startServer() error {
 	}
 	b.bs, b.key = bs, bs.key
 	b.st.Addr, b.st.InProcess = bs.addr, true
+	if b.cfg.Transport == transportWebSocket {
+		if err := bs.startWeb(); err != nil {
+			bs.stop()
+			return fmt.Errorf("starting the in-process server's -web: %v", err)
+		}
+		b.st.Addr = benchTarget(bs.webAddr, transportWebSocket)
+	}
 	b.st.ServerRate, b.st.ServerBurst = b.cfg.ServerRate, b.cfg.ServerBurst
 	return nil
 }
@@ -352,10 +360,12 @@ func (b *benchLoad) tally() {
 
 // benchServer is the in-process server a run starts when no -connect is given.
 type benchServer struct {
-	srv  *server
-	key  *rsa.PrivateKey
-	addr string
-	done chan error
+	srv     *server
+	key     *rsa.PrivateKey
+	addr    string
+	web     *webServer // with -transport websocket
+	webAddr string
+	done    chan error
 
 	mu       sync.Mutex
 	counting bool           // drops are counted until the run closes its clients
@@ -413,6 +423,34 @@ func startBenchServer(key *rsa.PrivateKey, suite string, rate float64, burst int
 	return bs, nil
 }
 
+// startWeb also serves the server's /ws on a loopback port, as -web does.
+func (bs *benchServer) startWeb() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	bs.web = startWebServer(ln, webConfig{Conn: func(nc net.Conn) { bs.srv.serveConn(nc) }})
+	bs.webAddr = ln.Addr().String()
+	return nil
+}
+
+// benchTarget is what the clients dial: addr itself over TCP, its /ws URL
+// over WebSocket.
+func benchTarget(addr, transport string) string {
+	if transport == transportWebSocket && addr != "" {
+		return wsURL(addr)
+	}
+	return addr
+}
+
+// benchDial connects to a target of benchTarget.
+func benchDial(ctx context.Context, d *net.Dialer, target string) (net.Conn, error) {
+	if strings.HasPrefix(target, "ws://") {
+		return dialWS(ctx, target)
+	}
+	return d.DialContext(ctx, "tcp", target)
+}
+
 // waitEmpty waits until the server has let every client go and its
 // writers have had time to finish.
 func (bs *benchServer) waitEmpty(ctx context.Context) {
@@ -424,6 +462,9 @@ func (bs *benchServer) waitEmpty(ctx context.Context) {
 
 // stop shuts the server down and waits for Serve to return.
 func (bs *benchServer) stop() error {
+	if bs.web != nil {
+		bs.web.Close()
+	}
 	bs.srv.Shutdown()
 	return <-bs.done
 }
@@ -520,7 +561,7 @@ func benchConnect(ctx context.Context, addr, suite, tag string, first, n, conc i
 				}
 				start := time.Now()
 				cs, err := func() (*clientSession, error) {
-					conn, err := d.DialContext(ctx, "tcp", addr)
+					conn, err := benchDial(ctx, &d, addr)
 					if err != nil {
 						return nil, err
 					}

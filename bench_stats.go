@@ -23,6 +23,7 @@ type latencyStats struct {
 // benchStats is what a run measured.
 type benchStats struct {
 	Addr, Suite string
+	Transport   string // tcp or websocket
 	InProcess   bool
 
 	Clients, Concurrency int

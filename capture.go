@@ -220,9 +220,16 @@ type capConn struct {
 	closed bool // guarded by c.mu
 }
 
-// open records a new connection and returns its recorder. Ids are given in
-// open order, from 1.
+// open records a new TCP connection and returns its recorder. Ids are
+// given in open order, from 1.
 func (c *capture) open(client, server string) *capConn {
+	return c.openVia(client, server, "")
+}
+
+// openVia is open for a connection that another transport carries
+// ("websocket"): its open event says so. An empty transport is TCP, whose
+// open event has no transport field.
+func (c *capture) openVia(client, server, transport string) *capConn {
 	if c == nil {
 		return nil
 	}
@@ -235,6 +242,10 @@ func (c *capture) open(client, server string) *capConn {
 		b = appendJSONString(b, client)
 		b = append(b, `,"server":`...)
 		b = appendJSONString(b, server)
+		if transport != "" {
+			b = append(b, `,"transport":`...)
+			b = appendJSONString(b, transport)
+		}
 		return append(b, "}\n"...)
 	})
 	return cc
@@ -295,8 +306,24 @@ func (c *capture) wrapConn(nc net.Conn, side string) net.Conn {
 		rc.readDir, rc.writeDir = wireS2C, wireC2S
 		client, server = server, client
 	}
-	rc.rec = c.open(addrString(client), addrString(server))
+	rc.rec = c.openVia(addrString(client), addrString(server), connTransport(nc))
 	return rc
+}
+
+// transportConn is a connection carried by something other than TCP; its
+// Transport names it for the capture ("websocket").
+type transportConn interface {
+	net.Conn
+	Transport() string
+}
+
+// connTransport is what carries nc as its capture's open event names it:
+// "" for TCP.
+func connTransport(nc net.Conn) string {
+	if t, ok := nc.(transportConn); ok {
+		return t.Transport()
+	}
+	return ""
 }
 
 func addrString(a net.Addr) string {

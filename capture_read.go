@@ -40,6 +40,7 @@ type captureEvent struct {
 	Kind           string // capOpen, capData or capClose
 	Dir            wireDir
 	Client, Server string
+	Transport      string // open: "websocket", or "" for TCP
 	Data           []byte // valid until the next call to next
 	Gap            int    // capGap: the bytes missing (pcap only)
 	Note           string // capNote: what to say (pcap only)
@@ -158,13 +159,14 @@ func (cr *captureReader) next(ev *captureEvent) error {
 // A pointer is nil when its key is missing or null; key names match
 // without regard to case, as encoding/json does.
 type captureRecord struct {
-	T      *float64 `json:"t"`
-	Conn   *int64   `json:"conn"`
-	Ev     *string  `json:"ev"`
-	Dir    *string  `json:"dir"`
-	Data   *string  `json:"data"` // base64 of the bytes on the wire
-	Client *string  `json:"client"`
-	Server *string  `json:"server"`
+	T         *float64 `json:"t"`
+	Conn      *int64   `json:"conn"`
+	Ev        *string  `json:"ev"`
+	Dir       *string  `json:"dir"`
+	Data      *string  `json:"data"` // base64 of the bytes on the wire
+	Client    *string  `json:"client"`
+	Server    *string  `json:"server"`
+	Transport *string  `json:"transport"` // absent for TCP
 }
 
 // parse fills ev from one line; it returns what is wrong, or "".
@@ -189,6 +191,9 @@ func (cr *captureReader) parse(line []byte, ev *captureEvent) string {
 			}
 			if r.Server != nil {
 				ev.Server = *r.Server
+			}
+			if r.Transport != nil {
+				ev.Transport = *r.Transport
 			}
 		case capClose:
 			ev.Kind = capClose

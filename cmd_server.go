@@ -35,6 +35,8 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	burst := fs.Int("burst", defaultBurst, "lines a client may send at once before -rate applies")
 	maxFrame := fs.Int("max-frame", maxFrameLen, "largest frame a client may send, in `bytes` (1024 to 65536); a larger one closes its connection")
 	queue := fs.Int("queue", defaultQueueLen, "outbound queue per client, in messages; a client whose queue fills is disconnected")
+	webAddr := fs.String("web", "", "classroom mode: also serve HTTP on this `address` (such as :8080): the browser client at /, the live wire at /wire")
+	webToken := fs.String("web-token", "", "with -web: the teacher's `token`, which shows each message's text on /wire (default: a random one at each start)")
 	noColor := fs.Bool("no-color", false, "no colour in the log")
 	if code := parseFlags(fs, args, stdout, stderr); code >= 0 {
 		return code
@@ -56,6 +58,10 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		errorf(stderr, "server: -max-frame must be between 1024 and %d, not %d", maxFrameLen, *maxFrame)
 		return 2
 	}
+	if msg := webFlagsError(*webAddr, *webToken); msg != "" {
+		errorf(stderr, "server: %s", msg)
+		return 2
+	}
 	if *keyFile != "" && *ephemeral {
 		errorf(stderr, "server: -key and -ephemeral cannot be used together")
 		return 2
@@ -73,13 +79,37 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		listenHint(stderr, err)
 		return 1
 	}
+	var webLn net.Listener
+	if *webAddr != "" {
+		if webLn, err = net.Listen("tcp", *webAddr); err != nil {
+			ln.Close()
+			errorf(stderr, "server: -web %v", err)
+			return 1
+		}
+	}
+	closeListeners := func() {
+		ln.Close()
+		if webLn != nil {
+			webLn.Close()
+		}
+	}
 	rec, kl, closeFiles, err := openRecordFiles(*record, *keylogFile, "server", ln.Addr().String())
 	if err != nil {
-		ln.Close()
+		closeListeners()
 		errorf(stderr, "%v", err)
 		return 1
 	}
 	defer closeFiles()
+	var wire *liveWire
+	token := *webToken
+	if webLn != nil {
+		if token == "" {
+			token = newWebToken()
+		}
+		wire = newLiveWire(token)
+		defer wire.Close() // before closeFiles: it watches them
+		rec, kl = wire.observe(rec, kl)
+	}
 
 	logEvent := func(ev serverEvent) {
 		c := pal.handshake
@@ -102,7 +132,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		MaxPerAddr: *maxPerAddr, MaxFrame: *maxFrame, Rate: *rate, Burst: *burst, QueueLen: *queue, Record: rec, Keylog: kl, Log: logEvent,
 	})
 	if err != nil {
-		ln.Close()
+		closeListeners()
 		errorf(stderr, "%v", err)
 		return 1
 	}
@@ -125,23 +155,65 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if *keylogFile != "" {
 		fmt.Fprintf(stdout, "Key log: %s (session keys: keep it private)\n", *keylogFile)
 	}
+	if webLn != nil {
+		base := "http://" + webURLHost(webLn.Addr())
+		fmt.Fprintf(stdout, "Students open: %s/\n", base)
+		fmt.Fprintf(stdout, "Live wire: %s/wire (what anyone on the network sees)\n", base)
+		fmt.Fprintf(stdout, "Teacher's wire: %s/wire?token=%s (adds the text of every message: keep it to yourself)\n", base, token)
+	}
 	fmt.Fprintln(stdout, "Status: Listening for secure connections... (Ctrl-C to stop)")
 	fmt.Fprintln(stdout, bar)
 
+	var web *webServer
+	if webLn != nil {
+		web = startWebServer(webLn, webConfig{
+			Client: webClientFiles(),
+			Wire:   wire,
+			Conn:   func(nc net.Conn) { srv.serveConn(nc) },
+			Log:    func(msg string) { srv.logf(evRefused, "%s", msg) },
+		})
+	}
+	// stop ends the web side first, so no browser joins a server that is
+	// going away, then the chat server.
+	stop := func() {
+		if web != nil {
+			if err := web.Close(); err != nil {
+				errorf(stderr, "-web: %v", err)
+			}
+		}
+		srv.Shutdown()
+	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(stdout)
 		fmt.Fprintln(stdout, pal.system.Sprint("[SYSTEM] Server shutting down"))
-		srv.Shutdown()
+		stop()
 		<-done
 		return 0
 	case err := <-done:
-		srv.Shutdown()
+		stop()
 		errorf(stderr, "%v", err)
 		return 1
 	}
+}
+
+// webFlagsError checks -web and -web-token ("" when both are good).
+func webFlagsError(webAddr, token string) string {
+	if webAddr == "" {
+		if token != "" {
+			return "-web-token needs -web"
+		}
+		return ""
+	}
+	if _, port, err := net.SplitHostPort(webAddr); err != nil || port == "" {
+		return fmt.Sprintf("-web wants HOST:PORT or :PORT, such as :8080, not %q", webAddr)
+	}
+	if token != "" {
+		return checkWebToken(token)
+	}
+	return ""
 }
 
 // keyFileHint follows a server key file that could not be read: it says

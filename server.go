@@ -207,29 +207,40 @@ func (s *server) Serve(ln net.Listener) error {
 			}
 			return err
 		}
-		conn := s.cfg.Record.wrapConn(nc, "server")
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			conn.Close()
+		if !s.serveConn(nc) {
 			return nil
 		}
-		ip := remoteIP(conn)
-		if s.cfg.MaxPerAddr > 0 && s.perAddr[ip] >= s.cfg.MaxPerAddr {
-			s.mu.Unlock()
-			s.logf(evRefused, "%s: too many connections from %s (max %d)", conn.RemoteAddr(), ip, s.cfg.MaxPerAddr)
-			// No key is agreed yet, so this refusal is in clear text.
-			conn.SetWriteDeadline(time.Now().Add(time.Second))
-			writeFrame(conn, []byte(tooManyText))
-			conn.Close()
-			continue
-		}
-		s.perAddr[ip]++
-		s.conns[conn] = struct{}{}
-		s.handlers.Add(1)
-		s.mu.Unlock()
-		go s.handle(conn)
 	}
+}
+
+// serveConn takes one accepted connection, whatever carries it (TCP, or a
+// WebSocket from web.go), through the same path: capture, the per-address
+// limit, bookkeeping and its handler. It reports false when the server is
+// shutting down; the connection is then closed.
+func (s *server) serveConn(nc net.Conn) bool {
+	conn := s.cfg.Record.wrapConn(nc, "server")
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		conn.Close()
+		return false
+	}
+	ip := remoteIP(conn)
+	if s.cfg.MaxPerAddr > 0 && s.perAddr[ip] >= s.cfg.MaxPerAddr {
+		s.mu.Unlock()
+		s.logf(evRefused, "%s: too many connections from %s (max %d)", conn.RemoteAddr(), ip, s.cfg.MaxPerAddr)
+		// No key is agreed yet, so this refusal is in clear text.
+		conn.SetWriteDeadline(time.Now().Add(time.Second))
+		writeFrame(conn, []byte(tooManyText))
+		conn.Close()
+		return true
+	}
+	s.perAddr[ip]++
+	s.conns[conn] = struct{}{}
+	s.handlers.Add(1)
+	s.mu.Unlock()
+	go s.handle(conn)
+	return true
 }
 
 // Shutdown tells everyone the server is going away, closes every

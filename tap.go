@@ -41,7 +41,7 @@ func tapRelay(ctx context.Context, down net.Conn, upstream string, rec *capture,
 		down.Close()
 		return
 	}
-	cc := rec.open(addrString(down.RemoteAddr()), addrString(up.RemoteAddr()))
+	cc := rec.openVia(addrString(down.RemoteAddr()), addrString(up.RemoteAddr()), connTransport(down))
 	name := down.RemoteAddr().String()
 	if cc != nil {
 		name = fmt.Sprintf("conn %d (%s)", cc.id, down.RemoteAddr())
@@ -106,6 +106,7 @@ func tapPipe(dst, src net.Conn, cc *capConn, dir wireDir) int64 {
 func runTap(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tap", flag.ContinueOnError)
 	listen := fs.String("listen", "", "`address` the clients connect to")
+	webAddr := fs.String("web", "", "also serve the browser client on this HTTP `address` (such as :8080) and relay its WebSocket clients to -upstream the same way")
 	upstream := fs.String("upstream", "", "`address` of the real server")
 	record := fs.String("record", "", "capture `file` to write")
 	mitm := fs.Bool("mitm", false, "be an active attacker: complete each handshake with the tap's own key")
@@ -127,7 +128,7 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 	}
 	var missing []string
 	for _, f := range []struct{ name, v string }{{"-listen", *listen}, {"-upstream", *upstream}, {"-record", *record}} {
-		if f.v == "" && (f.name != "-record" || *rewriteText == "") {
+		if f.v == "" && (f.name != "-record" || *rewriteText == "") && (f.name != "-listen" || *webAddr == "") {
 			missing = append(missing, f.name)
 		}
 	}
@@ -136,10 +137,24 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 		hintf(stderr, "encchat tap -listen 127.0.0.1:6000 -upstream 127.0.0.1:5174 -record chat.jsonl")
 		return 2
 	}
-	ln, err := net.Listen("tcp", *listen)
+	var mu sync.Mutex
+	report := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(stdout, "[%s] %s\n", time.Now().Format("15:04:05"), printable(s))
+	}
+	ln, web, where, err := tapListen(*listen, *webAddr, report)
 	if err != nil {
 		errorf(stderr, "%v", err)
 		return 1
+	}
+	if web != nil {
+		// After the tap: it has closed the listener, so /ws hands over nothing more.
+		defer func() {
+			if err := web.Close(); err != nil {
+				errorf(stderr, "tap -web: %v", err)
+			}
+		}()
 	}
 	var mitmKey *rsa.PrivateKey
 	if *mitm {
@@ -160,22 +175,16 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var mu sync.Mutex
-	report := func(s string) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(stdout, "[%s] %s\n", time.Now().Format("15:04:05"), printable(s))
-	}
 	var tapErr error
 	switch {
 	case *rewriteText != "":
-		fmt.Fprintf(stdout, "encchat tap -rewrite: an attacker with no key between clients on %s and %s (Ctrl-C stops)\n", ln.Addr(), *upstream)
+		fmt.Fprintf(stdout, "encchat tap -rewrite: an attacker with no key between clients on %s and %s (Ctrl-C stops)\n", where, *upstream)
 		tapErr = rewriteTap(ctx, ln, *upstream, spec, rec, report)
 	case *mitm:
-		fmt.Fprintf(stdout, "encchat tap -mitm: an active attacker between clients on %s and %s, recorded to %s (Ctrl-C stops)\n", ln.Addr(), *upstream, *record)
+		fmt.Fprintf(stdout, "encchat tap -mitm: an active attacker between clients on %s and %s, recorded to %s (Ctrl-C stops)\n", where, *upstream, *record)
 		tapErr = runMITMTap(ctx, ln, *upstream, mitmKey, rec, report)
 	default:
-		fmt.Fprintf(stdout, "encchat tap: clients connect to %s, relayed to %s, recorded to %s (Ctrl-C stops)\n", ln.Addr(), *upstream, *record)
+		fmt.Fprintf(stdout, "encchat tap: clients connect to %s, relayed to %s, recorded to %s (Ctrl-C stops)\n", where, *upstream, *record)
 		tapErr = tap(ctx, ln, *upstream, rec, report)
 	}
 	var recErr error
@@ -194,4 +203,35 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "encchat tap: capture written to %s; replay it with: encchat replay %s\n", *record, *record)
 	}
 	return code
+}
+
+// tapListen opens what the tap's clients connect to: the -listen TCP
+// address, the -web HTTP address whose /ws clients are relayed the same
+// way, or both as one listener. where says it for the banner. Closing ln
+// closes the TCP listener; web (nil without -web) is closed after it.
+func tapListen(listen, webAddr string, report func(string)) (ln net.Listener, web *webServer, where string, err error) {
+	var tcp net.Listener
+	if listen != "" {
+		if tcp, err = net.Listen("tcp", listen); err != nil {
+			return nil, nil, "", err
+		}
+		ln, where = tcp, tcp.Addr().String()
+	}
+	if webAddr == "" {
+		return ln, nil, where, nil
+	}
+	webLn, err := net.Listen("tcp", webAddr)
+	if err != nil {
+		if tcp != nil {
+			tcp.Close()
+		}
+		return nil, nil, "", fmt.Errorf("-web %v", err)
+	}
+	wl := newWSListener(webLn.Addr())
+	web = startWebServer(webLn, webConfig{Client: webClientFiles(), Conn: wl.deliver, Log: report})
+	browsers := "browsers at http://" + webURLHost(webLn.Addr()) + "/"
+	if tcp == nil {
+		return wl, web, browsers, nil
+	}
+	return listenBoth(tcp, wl), web, where + " and " + browsers, nil
 }
