@@ -269,14 +269,14 @@ func (c *browserClient) handshakeFailed(err error) {
 	}
 }
 
-// stampRE matches the server's "[HH:MM:SS] " prefix.
-var stampRE = regexp.MustCompile(`^\[\d\d:\d\d:\d\d\] `)
+// browserStampRE matches the server's "[HH:MM:SS] " prefix.
+var browserStampRE = regexp.MustCompile(`^\[\d\d:\d\d:\d\d\] `)
 
 // textKind is how the page shows a server text: system, pm, error, own or
 // plain, from the server's own prefixes, as the terminal client colours
 // them (a chat line always starts with "[time] NAME: ").
 func textKind(text, self string) string {
-	body := stampRE.ReplaceAllLiteralString(text, "")
+	body := browserStampRE.ReplaceAllLiteralString(text, "")
 	switch {
 	case strings.HasPrefix(body, "[SYSTEM]"), strings.HasPrefix(body, "[HELP]"), strings.HasPrefix(body, "\n"+separator):
 		return "system"

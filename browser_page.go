@@ -54,7 +54,13 @@ const (
 
 // setState enables the controls of state s and says it in the status line.
 func (ui *pageUI) setState(s, status string) {
-	ui.body.Get("dataset").Set("state", s)
+	ds := ui.body.Get("dataset")
+	ds.Set("state", s)
+	// When the page first reached each state, in ms since it was opened:
+	// the time to "joined" is measured from these.
+	if at := s + "At"; ds.Get(at).IsUndefined() {
+		ds.Set(at, fmt.Sprintf("%.0f", js.Global().Get("performance").Call("now").Float()))
+	}
 	ui.name.Set("disabled", s != stateReady)
 	ui.join.Set("disabled", s != stateReady)
 	ui.msg.Set("disabled", s != stateJoined)
