@@ -183,7 +183,7 @@ func (b *browserTab) shot(name string) {
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, browserWait)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		b.t.Fatalf("screenshot: %v", err)
 	}
@@ -349,7 +349,71 @@ func TestBrowserClient(t *testing.T) {
 	bctx := startBrowser(t)
 	t.Run("classic", func(t *testing.T) { browserChat(t, bctx, suiteClassic) })
 	t.Run("modern", func(t *testing.T) { browserChat(t, bctx, suiteModern) })
+	t.Run("pins", func(t *testing.T) { browserPins(t, bctx) })
 	t.Run("accessibility", func(t *testing.T) { browserAccessibility(t, bctx) })
+	t.Run("not built", func(t *testing.T) {
+		t.Setenv(webWasmDirEnv, t.TempDir())
+		ts := startTestServer(t, serverConfig{Suite: suiteClassic})
+		b := newTab(t, bctx)
+		b.do(chromedp.Navigate("http://" + startWebFor(t, ts) + "/"))
+		b.waitState("failed")
+		if s := eval[string](b, `document.getElementById("status").textContent`); !strings.Contains(s, "go generate") {
+			t.Errorf("the page without a built client says %q", s)
+		}
+	})
+}
+
+// browserPins: the page pins the server's key in localStorage; a changed
+// key is refused with the warning, before the username goes out, until the
+// pin is forgotten; a server pinned as modern that answers classic is
+// refused; a taken name is refused and can be changed.
+func browserPins(t *testing.T, bctx context.Context) {
+	ts := startTestServer(t, serverConfig{Suite: suiteClassic})
+	web := startWebFor(t, ts)
+	fp := fingerprint(&testRSAKey(t).PublicKey)
+	pinKey := jsString("encchat.pin " + web)
+	b := newTab(t, bctx)
+	b.do(chromedp.Navigate("http://" + web + "/"))
+	b.waitState("ready")
+	eval[bool](b, `localStorage.setItem(`+pinKey+`, "classic SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), true`)
+	b.do(chromedp.SendKeys(chromedp.ID("name"), "pia\r"))
+	b.waitText("WARNING: SERVER KEY HAS CHANGED!")
+	b.waitText("got      " + fp)
+	b.waitState("ready")
+	ts.logged(t, evRefused, "")
+	if got := eval[string](b, `localStorage.getItem(`+pinKey+`)`); !strings.Contains(got, "AAAA") {
+		t.Errorf("the pin after a refused key: %q", got)
+	}
+
+	// Forget, from the keyboard, then join: the key is pinned anew.
+	b.do(chromedp.Focus(chromedp.ID("forget")), chromedp.KeyEvent("\r"))
+	b.waitText("is forgotten")
+	b.do(chromedp.Focus(chromedp.ID("join")), chromedp.KeyEvent("\r"))
+	b.waitState("joined")
+	b.waitText("Server key " + fp + " first seen now: pinned in this browser's storage")
+	if got := eval[string](b, `localStorage.getItem(`+pinKey+`)`); got != "classic "+fp {
+		t.Errorf("the pin: %q, want %q", got, "classic "+fp)
+	}
+	b.say("/quit")
+	b.waitState("ready")
+	b.do(chromedp.Focus(chromedp.ID("join")), chromedp.KeyEvent("\r"))
+	b.waitState("joined")
+	b.waitText("Server key " + fp + " matches the pin in this browser's storage")
+	b.say("/quit")
+	b.waitState("ready")
+
+	// Pinned as modern: a classic answer is a downgrade.
+	eval[bool](b, `localStorage.setItem(`+pinKey+`, "modern `+fp+`"), true`)
+	b.do(chromedp.Focus(chromedp.ID("join")), chromedp.KeyEvent("\r"))
+	b.waitText("refusing the downgrade")
+	b.waitState("ready")
+
+	// A taken name.
+	eval[bool](b, `localStorage.removeItem(`+pinKey+`), true`)
+	join(t, ts.addr, "taken")
+	b.do(chromedp.Evaluate[chromedp.Void](`document.getElementById("name").value = ""`), chromedp.SendKeys(chromedp.ID("name"), "taken\r"))
+	b.waitText("server refused: Username already taken")
+	b.waitState("ready")
 }
 
 // browserChat: a browser client joins a server of suite, chats with a
@@ -494,8 +558,10 @@ func browserAccessibility(t *testing.T, bctx context.Context) {
 					var sticks = r.right > w + 1 && cs.position !== "absolute";
 					if ((scrolls || sticks) && !worst) worst = el.tagName + "#" + el.id + "." + el.className + " " + el.scrollWidth + ">" + el.clientWidth + " right " + r.right;
 				});
-				return {page: document.documentElement.scrollWidth, width: w, worst: worst};
+				var j = document.getElementById("join").getBoundingClientRect().right;
+				return {page: document.documentElement.scrollWidth, width: w, inner: innerWidth, join: j, worst: worst};
 			})()`)
+			t.Logf("at %d px: %v", width, wide)
 			if page, w := wide["page"].(float64), wide["width"].(float64); page > w {
 				t.Errorf("at %d px the page is %v px wide", width, page)
 			}
