@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -38,7 +39,7 @@ const browserWait = 60 * time.Second
 
 // buildBrowserClient builds the client from this source with web_build.go
 // (as go generate does) into a temporary directory, and returns it.
-func buildBrowserClient(t *testing.T) string {
+func buildBrowserClient(t testing.TB) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -58,9 +59,8 @@ func buildBrowserClient(t *testing.T) string {
 
 // startBrowser starts headless Chromium for the whole test; each tab is a
 // context made from the one returned.
-func startBrowser(t *testing.T) context.Context {
+func startBrowser(t testing.TB, bin string) context.Context {
 	t.Helper()
-	bin := needTool(t, "chromium")
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(bin),
 		chromedp.Flag("headless", true),
@@ -344,9 +344,9 @@ func TestBrowserClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the browser client and runs Chromium")
 	}
-	needTool(t, "chromium")
+	bin := needTool(t, "chromium")
 	t.Setenv(webWasmDirEnv, buildBrowserClient(t))
-	bctx := startBrowser(t)
+	bctx := startBrowser(t, bin)
 	t.Run("classic", func(t *testing.T) { browserChat(t, bctx, suiteClassic) })
 	t.Run("modern", func(t *testing.T) { browserChat(t, bctx, suiteModern) })
 	t.Run("pins", func(t *testing.T) { browserPins(t, bctx) })
@@ -692,4 +692,66 @@ func checkPageMarkup(t *testing.T, page string) {
 	if regexp.MustCompile(`(?i)\s(on[a-z]+|style)=`).MatchString(page) || strings.Contains(page, "<style") {
 		t.Errorf("the page has an inline handler or style")
 	}
+}
+
+// BenchmarkBrowserJoin measures, in headless Chromium on loopback, the time
+// from opening the page to "joined" in a classic and a modern room: the page records
+// when it reached each state (ms since navigation began); the benchmark
+// fills in the name and submits as soon as the page is ready, so no typing
+// is counted. Each join is a new tab; the browser may reuse its cache.
+func BenchmarkBrowserJoin(b *testing.B) {
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		b.Skip("chromium not found")
+	}
+	b.Setenv(webWasmDirEnv, buildBrowserClient(b))
+	bctx := startBrowser(b, bin)
+	for _, suite := range []string{suiteClassic, suiteModern} {
+		b.Run(suite, func(b *testing.B) {
+			ts := startTestServer(b, serverConfig{Suite: suite})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			web := startWebServer(ln, webConfig{Client: webClientFiles(), Conn: func(nc net.Conn) { ts.serveConn(nc) }})
+			b.Cleanup(func() { web.Close() })
+			var ready, joined, handshake float64
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				ctx, cancel := chromedp.NewContext(bctx)
+				tctx, cancelT := context.WithTimeout(ctx, browserWait)
+				ms, err := joinOnce(tctx, "http://"+ln.Addr().String()+"/", fmt.Sprintf("b%d", i))
+				cancelT()
+				cancel()
+				if err != nil {
+					b.Fatal(err)
+				}
+				f := func(k string) float64 { v, _ := strconv.ParseFloat(ms[k], 64); return v }
+				ready += f("ready")
+				joined += f("joined")
+				handshake += f("joined") - f("connecting")
+			}
+			b.ReportMetric(ready/float64(b.N), "ms-to-ready")
+			b.ReportMetric(joined/float64(b.N), "ms-to-joined")
+			b.ReportMetric(handshake/float64(b.N), "ms-join-to-joined")
+		})
+	}
+}
+
+// joinOnce opens the page in the tab of ctx, joins as name as soon as the
+// page is ready, and returns the page's timings.
+func joinOnce(ctx context.Context, url, name string) (map[string]string, error) {
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		return nil, err
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.body.dataset.state === "ready"`, chromedp.WithPollingMutation())); err != nil {
+		return nil, err
+	}
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("name").value = `+jsString(name)+`; document.getElementById("join-form").requestSubmit()`)); err != nil {
+		return nil, err
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.body.dataset.state === "joined"`, chromedp.WithPollingMutation())); err != nil {
+		return nil, err
+	}
+	return chromedp.Run(ctx, chromedp.Evaluate[map[string]string](`({ready: document.body.dataset.readyAt, connecting: document.body.dataset.connectingAt, joined: document.body.dataset.joinedAt})`))
 }
