@@ -19,7 +19,7 @@ type pageUI struct {
 	doc, body               js.Value
 	name, join, msg, send   js.Value
 	log, wire, status, hint js.Value
-	forget                  js.Value
+	forget, wireBox         js.Value
 	funcs                   []js.Func // kept for the page's life
 	lastTab                 string    // the line a Tab last listed completions for
 }
@@ -31,7 +31,7 @@ func newPageUI() *pageUI {
 		doc: doc, body: doc.Get("body"),
 		name: id("name"), join: id("join"), msg: id("message"), send: id("send"),
 		log: id("log"), wire: id("wire-rows"), status: id("status"), hint: id("completions"),
-		forget: id("forget"),
+		forget: id("forget"), wireBox: id("wire-box"),
 	}
 }
 
@@ -80,8 +80,17 @@ func (ui *pageUI) line(kind, text string) {
 	div := ui.doc.Call("createElement", "div")
 	div.Set("className", "line "+kind)
 	div.Set("textContent", text)
-	ui.log.Call("appendChild", div)
-	ui.log.Set("scrollTop", ui.log.Get("scrollHeight"))
+	appendFollowing(ui.log, ui.log, div)
+}
+
+// appendFollowing appends child to parent, and keeps the scrolling box at
+// its end if it was there: a reader who scrolled back is left reading.
+func appendFollowing(box, parent, child js.Value) {
+	atEnd := box.Get("scrollTop").Float()+box.Get("clientHeight").Float() >= box.Get("scrollHeight").Float()-40
+	parent.Call("appendChild", child)
+	if atEnd {
+		box.Set("scrollTop", box.Get("scrollHeight"))
+	}
 }
 
 // rule is one of the walk-through's ruled titles.
@@ -190,7 +199,7 @@ func (ui *pageUI) wireRow(r wireRow) {
 		q.Set("textContent", sanitizeText(r.Problem))
 		carries.Call("appendChild", q)
 	}
-	ui.wire.Call("appendChild", tr)
+	appendFollowing(ui.wireBox, ui.wire, tr)
 }
 
 // clearWire empties the wire panel for a new connection.
