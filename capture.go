@@ -67,6 +67,9 @@ type capture struct {
 	err     error // the first write error; nothing more is written after it
 	// maxPending bounds the pending buffer (captureMaxPending; tests lower it).
 	maxPending int
+	// watch, when set (setWatch), is told of every record as it is made,
+	// in capture order, even once the file has stopped.
+	watch func(captureEvent)
 
 	kick      chan struct{}
 	quit      chan struct{}
@@ -189,13 +192,39 @@ func (c *capture) Close() error {
 	return c.closeErr
 }
 
+// setWatch has f told of every record from now on, under the capture's
+// lock and in capture order (f must not block; ev.Data is valid only during
+// the call). It goes on when the file stops (Close, a write error), so the
+// live wire outlives a full disk.
+func (c *capture) setWatch(f func(ev captureEvent)) {
+	c.mu.Lock()
+	c.watch = f
+	c.mu.Unlock()
+}
+
 // record appends one line built by add, unless recording has stopped or
-// cc (when not nil) was closed: a read or write racing with Close must not
-// appear after the connection's close record.
-func (c *capture) record(cc *capConn, add func(b []byte, t float64) []byte) {
+// cc was closed: a read or write racing with Close must not appear after
+// the connection's close record. ev is the record for the watch: record
+// fills in its connection and time (and gives an opened connection its id).
+func (c *capture) record(cc *capConn, ev captureEvent, add func(b []byte, t float64) []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.stopped || c.err != nil || (cc != nil && cc.closed) {
+	if cc.closed {
+		return
+	}
+	switch ev.Kind {
+	case capOpen:
+		c.nextID++
+		cc.id = c.nextID
+	case capClose:
+		cc.closed = true
+	}
+	t := c.now().Sub(c.start).Seconds()
+	if c.watch != nil {
+		ev.Conn, ev.T = cc.id, t
+		c.watch(ev)
+	}
+	if c.stopped || c.err != nil {
 		return
 	}
 	if len(c.pending) > c.maxPending {
@@ -203,7 +232,6 @@ func (c *capture) record(cc *capConn, add func(b []byte, t float64) []byte) {
 		c.pending = nil
 		return
 	}
-	t := c.now().Sub(c.start).Seconds()
 	c.pending = add(c.pending, t)
 	if len(c.pending) >= captureKickAt {
 		select {
@@ -234,9 +262,7 @@ func (c *capture) openVia(client, server, transport string) *capConn {
 		return nil
 	}
 	cc := &capConn{c: c}
-	c.record(nil, func(b []byte, t float64) []byte {
-		c.nextID++
-		cc.id = c.nextID
+	c.record(cc, captureEvent{Kind: capOpen, Client: client, Server: server, Transport: transport}, func(b []byte, t float64) []byte {
 		b = appendRecordStart(b, t, cc.id)
 		b = append(b, `,"ev":"open","client":`...)
 		b = appendJSONString(b, client)
@@ -256,7 +282,7 @@ func (cc *capConn) data(dir wireDir, p []byte) {
 	if cc == nil || len(p) == 0 {
 		return
 	}
-	cc.c.record(cc, func(b []byte, t float64) []byte {
+	cc.c.record(cc, captureEvent{Kind: capData, Dir: dir, Data: p}, func(b []byte, t float64) []byte {
 		b = appendRecordStart(b, t, cc.id)
 		b = append(b, `,"dir":"`...)
 		b = append(b, dir.String()...)
@@ -271,8 +297,7 @@ func (cc *capConn) close() {
 	if cc == nil {
 		return
 	}
-	cc.c.record(cc, func(b []byte, t float64) []byte {
-		cc.closed = true
+	cc.c.record(cc, captureEvent{Kind: capClose}, func(b []byte, t float64) []byte {
 		b = appendRecordStart(b, t, cc.id)
 		return append(b, `,"ev":"close"}`+"\n"...)
 	})

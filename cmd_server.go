@@ -104,7 +104,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	token := *webToken
 	if webLn != nil {
 		if token == "" {
-			token = newWebToken()
+			token = newWireToken()
 		}
 		wire = newLiveWire(token)
 		defer wire.Close() // before closeFiles: it watches them
@@ -159,7 +159,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		base := "http://" + webURLHost(webLn.Addr())
 		fmt.Fprintf(stdout, "Students open: %s/\n", base)
 		fmt.Fprintf(stdout, "Live wire: %s/wire (what anyone on the network sees)\n", base)
-		fmt.Fprintf(stdout, "Teacher's wire: %s/wire?token=%s (adds the text of every message: keep it to yourself)\n", base, token)
+		fmt.Fprintf(stdout, "Teacher's wire: %s (adds the text of every message: keep it to yourself)\n", teacherURL(base, token))
 	}
 	fmt.Fprintln(stdout, "Status: Listening for secure connections... (Ctrl-C to stop)")
 	fmt.Fprintln(stdout, bar)

@@ -23,6 +23,7 @@ type keylog struct {
 	w      io.WriteCloser
 	closed bool
 	err    error
+	watch  func(label string, id, secret []byte) // setWatch
 }
 
 // openKeylog opens path for appending (mode 0600: it holds keys). An
@@ -51,10 +52,25 @@ func openKeylog(path string) (*keylog, error) {
 	return k, nil
 }
 
+// setWatch has f told of every key logged from now on, before its line is
+// written and even once the file has stopped (f must not block or keep the
+// slices).
+func (k *keylog) setWatch(f func(label string, id, secret []byte)) {
+	k.mu.Lock()
+	k.watch = f
+	k.mu.Unlock()
+}
+
 // logKey writes one line: LABEL <id hex> <secret hex>.
 func (k *keylog) logKey(label string, id, secret []byte) {
 	if k == nil {
 		return
+	}
+	k.mu.Lock()
+	watch := k.watch
+	k.mu.Unlock()
+	if watch != nil {
+		watch(label, id, secret)
 	}
 	line := make([]byte, 0, len(label)+2*len(id)+2*len(secret)+3)
 	line = append(line, label...)

@@ -29,9 +29,9 @@ import (
 const usage = `encchat: an encrypted chat for teaching, and the tools to look inside it.
 
 Usage:
-    encchat server  [-listen ADDR] [-key FILE | -ephemeral] [-suite classic|modern] ...
+    encchat server  [-listen ADDR] [-key FILE | -ephemeral] [-suite classic|modern] [-web ADDR] ...
     encchat client  [-connect ADDR] [-name NAME] [-suite auto|classic|modern] ...
-    encchat tap     -listen ADDR -upstream ADDR [-record FILE] [-mitm | -rewrite 'OLD=NEW']
+    encchat tap     -listen ADDR [-web ADDR] -upstream ADDR [-record FILE] [-mitm | -rewrite 'OLD=NEW']
     encchat replay  [-keylog FILE] [-rsa-key FILE] [-key HEX] [-view sniffer|peer|both] [-send ADDR] CAPTURE
     encchat bench   [-connect ADDR] [-clients N] [-senders S] [-messages M] [-size BYTES]
     encchat demo    [-suite classic|modern] [-html OUT [-projector]]
@@ -46,6 +46,7 @@ Examples:
     encchat client -name bob                # terminal 3
     encchat server -record chat.jsonl -keylog keys.log
     encchat replay -keylog keys.log chat.jsonl
+    encchat server -listen :5174 -web :8080 # a class: browsers join at the URL it prints
 `
 
 const (
@@ -58,7 +59,7 @@ const (
 var subcommands = map[string]struct{ args, about string }{
 	"server":  {"[flags]", "Run a chat server: the seed's protocol (classic) or the modern suite."},
 	"client":  {"[flags]", "Join a chat server; the name is asked at a prompt when -name is absent."},
-	"tap":     {"-listen ADDR -upstream ADDR (-record FILE [-mitm] | -rewrite OLD=NEW [-record FILE])", "Relay clients to a real server and record what passes; with -mitm, read it too; with -rewrite, change it with no key."},
+	"tap":     {"-listen ADDR -upstream ADDR (-record FILE [-mitm] | -rewrite OLD=NEW [-record FILE])", "Relay clients to a real server and record what passes; with -mitm, read it too; with -rewrite, change it with no key. -web ADDR relays browser clients too (with it, -listen may be left out)."},
 	"replay":  {"[flags] CAPTURE", "Show a capture (a file written by -record or tap, or a pcap or pcapng from Wireshark, dumpcap or tcpdump) as a sniffer and as the peer."},
 	"bench":   {"[flags]", "Measure a server under load: handshakes, chat throughput, idle memory."},
 	"demo":    {"[flags]", "The whole lesson in one terminal: a server, two scripted clients, then the replay."},

@@ -29,6 +29,10 @@ type replayKeys struct {
 	rsaPath    string
 	rsaFP      string
 	key        []byte // -key: one classic session key
+	// live: keys come in while the capture runs (the live wire), often
+	// just after the frame that names their session: the decoders look a
+	// session's key up again at its first record.
+	live bool
 }
 
 // given reports whether the user gave any key source.
@@ -36,9 +40,10 @@ func (k *replayKeys) given() bool {
 	return k != nil && (k.keylogName != "" || k.rsa != nil || k.key != nil)
 }
 
-// lookup returns the keylog's secret for a session.
+// lookup returns the keylog's secret for a session. The live wire
+// (web_wire.go) fills index itself, as keys are logged.
 func (k *replayKeys) lookup(label string, id []byte) ([]byte, bool) {
-	if k == nil || k.keylog == nil {
+	if k == nil || (k.keylog == nil && k.index == nil) {
 		return nil, false
 	}
 	if k.index == nil {
@@ -147,6 +152,9 @@ type replayOptions struct {
 	sleep  func(time.Duration)
 	// projector: the lesson page (-html) on the larger type scale.
 	projector bool
+	// live: the capture is a running server's (the live wire): closed
+	// connections are forgotten, so memory stays bounded however long it runs.
+	live bool
 }
 
 // replayStats count what was shown.
@@ -415,7 +423,9 @@ func (rp *replayer) endConn(c *replayConn, closed bool) {
 		rp.stats.bytes += c.bytes[0] + c.bytes[1]
 	}
 	delete(rp.conns, c.id)
-	rp.closed[c.id] = true
+	if !rp.opts.live {
+		rp.closed[c.id] = true
+	}
 }
 
 // finish ends the connections still open when the capture ends.

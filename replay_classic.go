@@ -78,7 +78,8 @@ type classicSession struct {
 	keys   *replayKeys
 	conn   int
 	frames [2]int
-	blob   bool // the key-transport blob was seen
+	blob   bool   // the key-transport blob was seen
+	id     []byte // the session id: the blob's first bytes
 	cands  []keyCandidate
 	rc     *classicCipher
 	source string // which key rc holds
@@ -167,6 +168,7 @@ func (s *classicSession) publicKey(f *replayFrame) {
 func (s *classicSession) keyTransport(f *replayFrame) {
 	s.blob = true
 	id := f.Payload[:classicKeylogID]
+	s.id = bytes.Clone(id)
 	f.Kind = kindKeyTransport
 	st := classicSteps.sent(f.Kind)
 	f.What = st.Sniffer
@@ -249,6 +251,12 @@ func (s *classicSession) sealed(f *replayFrame, raw []byte) {
 // chooseKey finds the key that opens the session's first record.
 func (s *classicSession) chooseKey(f *replayFrame) {
 	cands := s.cands
+	if s.keys.live && s.blob {
+		// A live server logs the key after it reads the blob: look again.
+		if k, ok := s.keys.lookup(keylogClassic, s.id); ok {
+			cands = append([]keyCandidate{{k, "keylog " + s.keys.keylogName}}, cands...)
+		}
+	}
 	if !s.blob {
 		// The capture began after the handshake: try every key given.
 		if s.keys.key != nil {

@@ -358,6 +358,15 @@ func (s *modernSession) chooseKey(f *replayFrame, seq uint64) {
 	if s.keys.key != nil {
 		s.note(f, "-key is a classic session key: it does not fit a modern session, whose records open only with its MODERN keylog line")
 	}
+	if s.keys.live && s.logged[f.Dir] == nil && s.random != nil {
+		// A live server logs the secret after it reads the ClientHello: look again.
+		if secret, ok := s.keys.lookup(modernKeylogLabel, s.random); ok {
+			if c2s, s2c, err := newModernReplayOpeners(secret); err == nil {
+				s.logged[wireC2S], _ = c2s.(*modernCipher)
+				s.logged[wireS2C], _ = s2c.(*modernCipher)
+			}
+		}
+	}
 	if oc := s.logged[f.Dir]; oc != nil {
 		if _, err := oc.openRecord(seq, f.Payload); err == nil {
 			s.open, s.source, s.state = s.logged, "keylog "+s.keys.keylogName, keyFound

@@ -229,7 +229,7 @@ func tapListen(listen, webAddr string, report func(string)) (ln net.Listener, we
 	}
 	wl := newWSListener(webLn.Addr())
 	web = startWebServer(webLn, webConfig{Client: webClientFiles(), Conn: wl.deliver, Log: report})
-	browsers := "browsers at http://" + webURLHost(webLn.Addr()) + "/"
+	browsers := "http://" + webURLHost(webLn.Addr()) + "/ (browsers)"
 	if tcp == nil {
 		return wl, web, browsers, nil
 	}

@@ -9,7 +9,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -64,7 +63,7 @@ type webServer struct {
 
 	mu       sync.Mutex
 	closed   bool
-	upgrades sync.WaitGroup // /ws requests being upgraded and handed over
+	handlers sync.WaitGroup // requests being served (a /ws one until it hands its connection over)
 	done     chan struct{}  // Serve returned
 	err      error          // what Serve returned, when not ErrServerClosed
 }
@@ -85,7 +84,7 @@ func startWebServer(ln net.Listener, cfg webConfig) *webServer {
 		mux.Handle("/", withWriteTimeout(cfg.Client, webWriteTimeout))
 	}
 	ws.srv = &http.Server{
-		Handler:           mux,
+		Handler:           ws.owned(mux),
 		ReadHeaderTimeout: webReadHeaderTimeout,
 		IdleTimeout:       webIdleTimeout,
 		MaxHeaderBytes:    webMaxHeaderBytes,
@@ -101,6 +100,23 @@ func startWebServer(ln net.Listener, cfg webConfig) *webServer {
 	return ws
 }
 
+// owned counts every request's handler, so that Close can wait for them:
+// http.Server.Close does not. A request that comes as it closes gets 503.
+func (ws *webServer) owned(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws.mu.Lock()
+		if ws.closed {
+			ws.mu.Unlock()
+			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		ws.handlers.Add(1)
+		ws.mu.Unlock()
+		defer ws.handlers.Done()
+		h.ServeHTTP(w, r)
+	})
+}
+
 // withWriteTimeout gives each response of h at most d to be written.
 func withWriteTimeout(h http.Handler, d time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -109,32 +125,22 @@ func withWriteTimeout(h http.Handler, d time.Duration) http.Handler {
 	})
 }
 
-// Close stops accepting, closes every HTTP connection, and returns once
-// every /ws request has handed its connection over (or closed it) and
-// Serve has returned. Connections already handed over belong to
+// Close stops accepting, closes every HTTP connection (which ends /wire's
+// streams), and returns once every request's handler has returned (a /ws
+// one has handed its connection over, or closed it) and Serve has. Connections already handed over belong to
 // cfg.Conn's owner, which closes them. It returns Serve's error, if any.
 func (ws *webServer) Close() error {
 	ws.mu.Lock()
 	ws.closed = true
 	ws.mu.Unlock()
 	ws.srv.Close()
-	ws.upgrades.Wait()
+	ws.handlers.Wait()
 	<-ws.done
 	return ws.err
 }
 
 // serveWS upgrades a same-origin request to a WebSocket and hands it over.
 func (ws *webServer) serveWS(w http.ResponseWriter, r *http.Request) {
-	ws.mu.Lock()
-	if ws.closed {
-		ws.mu.Unlock()
-		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	ws.upgrades.Add(1)
-	ws.mu.Unlock()
-	defer ws.upgrades.Done()
-
 	// A page of another site must not open a socket here with the
 	// student's browser (cross-site WebSocket hijacking). Browsers always
 	// send Origin; a program that sends none is not a page of any site.
@@ -293,23 +299,36 @@ func (c *wsConn) Close() error {
 // Origin header, as a page of no site.
 func dialWS(ctx context.Context, wsURL string) (*wsConn, error) {
 	var raw net.Conn
-	var d net.Dialer
-	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, addr)
-			raw = c
-			return c, err
-		},
-		DisableKeepAlives: true,
-		Proxy:             nil,
-	}}
-	c, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPClient: client})
+	ctx = context.WithValue(ctx, wsRawConnKey{}, &raw)
+	c, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPClient: wsDialClient})
 	if err != nil {
 		return nil, err
+	}
+	if raw == nil {
+		c.CloseNow()
+		return nil, errors.New("websocket: no TCP connection under the WebSocket")
 	}
 	nc := websocket.NetConn(context.Background(), c, websocket.MessageBinary)
 	return &wsConn{Conn: nc, raw: raw, remote: raw.RemoteAddr(), local: raw.LocalAddr()}, nil
 }
+
+// wsRawConnKey is the context key of the slot where wsDialClient leaves the
+// TCP connection it dialled, for dialWS.
+type wsRawConnKey struct{}
+
+// wsDialClient is the HTTP client of every dialWS: one transport for all
+// (bench dials hundreds), no proxy, no connection kept for another request.
+var wsDialClient = &http.Client{Transport: &http.Transport{
+	DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		if slot, ok := ctx.Value(wsRawConnKey{}).(*net.Conn); ok && err == nil {
+			*slot = c
+		}
+		return c, err
+	},
+	DisableKeepAlives: true,
+}}
 
 // wsURL is the /ws endpoint of a -web address (HOST:PORT).
 func wsURL(addr string) string {
@@ -355,11 +374,6 @@ func (l *wsListener) Close() error {
 }
 
 func (l *wsListener) Addr() net.Addr { return l.addr }
-
-// newWebToken is the teacher's token for /wire: 128 random bits.
-func newWebToken() string {
-	return rand.Text()
-}
 
 // checkWebToken says what is wrong with a -web-token ("" when nothing).
 func checkWebToken(t string) string {

@@ -430,12 +430,16 @@ func TestWebCaptureReplayAndSend(t *testing.T) {
 	expect(t, bob, "alice: pay bob 10 coins")
 }
 
-func TestTapWebRewritesABrowserStudent(t *testing.T) {
-	ts := startTestServer(t, serverConfig{})
-	spec, err := parseRewrite("pay bob 10=pay bob 90")
-	if err != nil {
-		t.Fatal(err)
-	}
+// tapWeb is a tap on tapListen (a TCP address when listen is given, and
+// -web), run by run, with its report lines collected.
+type tapWeb struct {
+	tcpAddr, webAddr string
+	reports          func() []string
+	stop             func() // ends the tap and its web side; safe to call twice
+}
+
+func startTapWeb(t *testing.T, listen string, run func(ctx context.Context, ln net.Listener, report func(string)) error) *tapWeb {
+	t.Helper()
 	var mu sync.Mutex
 	var lines []string
 	report := func(s string) {
@@ -443,49 +447,65 @@ func TestTapWebRewritesABrowserStudent(t *testing.T) {
 		defer mu.Unlock()
 		lines = append(lines, s)
 	}
-	reports := func() []string {
+	ln, web, where, err := tapListen(listen, "127.0.0.1:0", report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := &tapWeb{reports: func() []string {
 		mu.Lock()
 		defer mu.Unlock()
 		return append([]string(nil), lines...)
+	}}
+	m := regexp.MustCompile(`http://(\S+)/ \(browsers\)$`).FindStringSubmatch(where)
+	if m == nil {
+		t.Fatalf("where = %q", where)
+	}
+	tw.webAddr = m[1]
+	if listen != "" {
+		tw.tcpAddr = ln.Addr().String()
+		if !strings.HasPrefix(where, tw.tcpAddr+" and http://") {
+			t.Errorf("where = %q", where)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, ln, report) }()
+	var once sync.Once
+	tw.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("tap: %v", err)
+			}
+			if err := web.Close(); err != nil {
+				t.Errorf("tap -web: %v", err)
+			}
+		})
+	}
+	t.Cleanup(tw.stop)
+	return tw
+}
+
+func TestTapWebRewritesABrowserStudent(t *testing.T) {
+	ts := startTestServer(t, serverConfig{})
+	spec, err := parseRewrite("pay bob 10=pay bob 90")
+	if err != nil {
+		t.Fatal(err)
 	}
 	capPath := filepath.Join(t.TempDir(), "tap.jsonl")
 	rec, err := openCapture(capPath, "tap", ts.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, web, where, err := tapListen("127.0.0.1:0", "127.0.0.1:0", report)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(where, " and browsers at http://127.0.0.1:") {
-		t.Errorf("where = %q", where)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rewriteTap(ctx, ln, ts.addr, spec, rec, report) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("rewriteTap: %v", err)
-		}
-		if err := web.Close(); err != nil {
-			t.Errorf("tap -web: %v", err)
-		}
-		rec.Close()
-	}
-	t.Cleanup(stop)
-	webAddr := strings.TrimSuffix(where[strings.Index(where, "http://")+len("http://"):], "/")
+	tw := startTapWeb(t, "127.0.0.1:0", func(ctx context.Context, ln net.Listener, report func(string)) error {
+		return rewriteTap(ctx, ln, ts.addr, spec, rec, report)
+	})
 
 	bob := join(t, ts.addr, "bob")
-	alice := joinWS(t, webAddr, "alice", clientConfig{})
+	alice := joinWS(t, tw.webAddr, "alice", clientConfig{})
 	expect(t, bob, "[SYSTEM] alice joined (secure channel)")
 	// A terminal client through the same tap, as before.
-	carol := join(t, ln.Addr().String(), "carol")
+	carol := join(t, tw.tcpAddr, "carol")
 	expect(t, bob, "[SYSTEM] carol joined (secure channel)")
 
 	alice.Send("pay bob 10 coins")
@@ -494,8 +514,11 @@ func TestTapWebRewritesABrowserStudent(t *testing.T) {
 	expect(t, bob, "carol: pay bob 90 coins")
 	alice.Close()
 	carol.Close()
-	waitReport(t, reports, "closed after 1 rewritten record(s)")
-	stop()
+	waitReport(t, tw.reports, "closed after 1 rewritten record(s)")
+	tw.stop()
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	data, err := os.ReadFile(capPath)
 	if err != nil {
@@ -504,6 +527,24 @@ func TestTapWebRewritesABrowserStudent(t *testing.T) {
 	if n := strings.Count(string(data), `"transport":"websocket"`); n != 1 {
 		t.Errorf("%d open events say websocket, want 1 (alice's leg to the tap):\n%s", n, data)
 	}
+}
+
+func TestTapWebMITMReadsABrowserStudent(t *testing.T) {
+	ts := startTestServer(t, serverConfig{})
+	key, err := mitmKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// -web alone, no -listen.
+	tw := startTapWeb(t, "", func(ctx context.Context, ln net.Listener, report func(string)) error {
+		return runMITMTap(ctx, ln, ts.addr, key, nil, report)
+	})
+	bob := join(t, ts.addr, "bob")
+	alice := joinWS(t, tw.webAddr, "alice", clientConfig{})
+	expect(t, bob, "[SYSTEM] alice joined (secure channel)")
+	alice.Send("meet at noon")
+	expect(t, bob, "alice: meet at noon")
+	waitReport(t, tw.reports, "meet at noon")
 }
 
 func TestBenchOverWebSocket(t *testing.T) {
@@ -558,7 +599,7 @@ func TestWebFlags(t *testing.T) {
 			t.Errorf("webFlagsError(%q, %q) = %q, want %q", c.web, c.token, got, c.want)
 		}
 	}
-	if a, b := newWebToken(), newWebToken(); a == b || len(a) < 20 || checkWebToken(a) != "" {
+	if a, b := newWireToken(), newWireToken(); a == b || len(a) < 20 || checkWebToken(a) != "" {
 		t.Errorf("tokens %q and %q", a, b)
 	}
 }
@@ -573,7 +614,7 @@ func TestRunServerWeb(t *testing.T) {
 	go func() {
 		done <- runServer(ctx, []string{"-listen", "127.0.0.1:0", "-web", "127.0.0.1:0", "-ephemeral", "-no-color"}, &out, &errb)
 	}()
-	banner := regexp.MustCompile(`Server: (\S+)\nSuite: .*\n(?:.*\n)*?Students open: http://(\S+)/\nLive wire: http://\S+/wire .*\nTeacher's wire: http://\S+/wire\?token=([A-Z2-7]{26}) `)
+	banner := regexp.MustCompile(`Server: (\S+)\nSuite: .*\n(?:.*\n)*?Students open: http://(\S+)/\nLive wire: http://\S+/wire .*\nTeacher's wire: http://\S+/wire\?token=([A-Za-z0-9_-]{22}) `)
 	var m []string
 	for deadline := time.Now().Add(10 * time.Second); m == nil; time.Sleep(10 * time.Millisecond) {
 		if m = banner.FindStringSubmatch(out.String()); m == nil && time.Now().After(deadline) {
@@ -591,10 +632,19 @@ func TestRunServerWeb(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(bytes.ToLower(page), []byte("<html")) {
 		t.Errorf("GET /: %d %q", resp.StatusCode, page)
 	}
-	if resp, err := http.Get("http://" + webAddr + "/wire"); err != nil || resp.StatusCode == http.StatusNotFound {
-		t.Errorf("GET /wire: %v %v", err, resp)
-	} else {
+	for path, want := range map[string]int{
+		"/wire":                     http.StatusOK,
+		"/wire?token=" + m[3]:       http.StatusOK,
+		"/wire?token=not-the-token": http.StatusForbidden,
+	} {
+		resp, err := http.Get("http://" + webAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
 		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
 	}
 
 	bob := join(t, tcpAddr, "bob")
@@ -615,5 +665,99 @@ func TestRunServerWeb(t *testing.T) {
 	expect(t, alice, "[SYSTEM] Server shutting down")
 	if _, err := net.DialTimeout("tcp", webAddr, time.Second); err == nil {
 		t.Error("the web port still accepts after the server stopped")
+	}
+}
+
+// TestWebStopsWithTheServer stops a server with a browser client joined, a
+// request half sent and /wire's stream open, in cmd_server's order, and
+// checks that nothing it started is left running.
+func TestWebStopsWithTheServer(t *testing.T) {
+	before := runtime.NumGoroutine()
+	wire := newLiveWire("teacher-token-123")
+	rec, kl := wire.observe(nil, nil)
+	srv, err := newServer(serverConfig{Key: testRSAKey(t), Record: rec, Keylog: kl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	webLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := startWebServer(webLn, webConfig{Client: webClientFiles(), Wire: wire, Conn: func(nc net.Conn) { srv.serveConn(nc) }})
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	webAddr := webLn.Addr().String()
+
+	alice := joinWS(t, webAddr, "alice", clientConfig{})
+	half, err := net.Dial("tcp", webAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer half.Close()
+	half.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n")) // never finished
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get("http://" + webAddr + "/wire/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/wire/events: %d", resp.StatusCode)
+	}
+
+	if err := web.Close(); err != nil {
+		t.Errorf("web.Close: %v", err)
+	}
+	srv.Shutdown()
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	wire.Close()
+	expect(t, alice, "[SYSTEM] Server shutting down")
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("/wire/events after the stop: %v", err)
+	}
+	alice.Close()
+	half.Close()
+	resp.Body.Close()
+	client.CloseIdleConnections()
+	waitGoroutines(t, before)
+}
+
+// BenchmarkJoin is one client's dial, classic handshake, username and
+// close, over TCP and over WebSocket, one client at a time against one
+// server: what the WebSocket adds to a join (the HTTP upgrade, the close
+// handshake) beside the RSA work both share.
+func BenchmarkJoin(b *testing.B) {
+	bs, err := startBenchServer(testRSAKey(b), suiteClassic, 0, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bs.stop()
+	if err := bs.startWeb(); err != nil {
+		b.Fatal(err)
+	}
+	for _, target := range []struct{ name, addr string }{
+		{transportTCP, bs.addr},
+		{transportWebSocket, benchTarget(bs.webAddr, transportWebSocket)},
+	} {
+		b.Run(target.name, func(b *testing.B) {
+			var d net.Dialer
+			for i := range b.N {
+				conn, err := benchDial(context.Background(), &d, target.addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cs, err := clientHandshake(conn, clientConfig{Name: fmt.Sprint("j", i), Addr: target.addr, Insecure: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				cs.Close()
+			}
+		})
 	}
 }
