@@ -344,8 +344,11 @@ func TestBrowserClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the browser client and runs Chromium")
 	}
-	bin := needTool(t, "chromium")
+	// The build comes first: a file that breaks the browser build (one that
+	// needs a terminal or a server and lacks //go:build !js) fails here,
+	// with or without Chromium.
 	t.Setenv(webWasmDirEnv, buildBrowserClient(t))
+	bin := needTool(t, "chromium")
 	bctx := startBrowser(t, bin)
 	t.Run("classic", func(t *testing.T) { browserChat(t, bctx, suiteClassic) })
 	t.Run("modern", func(t *testing.T) { browserChat(t, bctx, suiteModern) })
