@@ -1,3 +1,5 @@
+//go:build !js
+
 // The load generator, "encchat bench": the command, its flags and
 // checks, the verdict and the report. The run itself is in bench_load.go,
 // the reading clients' checks in bench_read.go, the latency statistics in

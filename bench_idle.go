@@ -1,3 +1,5 @@
+//go:build !js
+
 // "encchat bench -idle": idle clients held open while the server's memory
 // is read from /proc, in a child server process or a -connect server whose
 // pid is given.

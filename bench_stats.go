@@ -1,3 +1,5 @@
+//go:build !js
+
 // The bench's figures: what a run measured (benchStats), and the latency
 // summaries behind it, a concurrent histogram for deliveries and an exact
 // sort for handshakes.

@@ -1,3 +1,5 @@
+//go:build !js
+
 // The client command: its flags, then the session and the terminal UI
 // (session.go, repl.go).
 

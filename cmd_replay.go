@@ -1,3 +1,5 @@
+//go:build !js
+
 // The replay command: its flags, the keys it loads and the output it
 // chooses, then the engine (replay.go).
 

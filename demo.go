@@ -1,3 +1,5 @@
+//go:build !js
+
 // encchat demo: the whole lesson in one terminal. A server on a free
 // loopback port records the wire and logs the session keys into a temporary
 // directory; two scripted clients, alice and bob, connect (showing their

@@ -1,3 +1,5 @@
+//go:build !js
+
 // The demo's act of the attacks with no key, in both suites: a rewriting tap
 // (tap -rewrite) changes what bob reads, and alice's recorded session is sent
 // again (replay -send). The classic suite is fooled by both; the modern one

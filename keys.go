@@ -477,6 +477,27 @@ func followLinks(path string) (string, error) {
 	return "", fmt.Errorf("%s: too many levels of symbolic links", path)
 }
 
+// pinStore keeps a client's pins: the known-servers file, or the
+// browser's storage (browser_pins.go).
+type pinStore interface {
+	lookup(addrs []string) ([]knownServerLine, error)
+	update(addrs []string, decide func(have []knownServerLine) (*knownServer, error)) error
+	where() string // as the walk-through names it: "pinned in " + where()
+}
+
+// knownServersFile is the known-servers file as a pinStore.
+type knownServersFile string
+
+func (f knownServersFile) lookup(addrs []string) ([]knownServerLine, error) {
+	return lookupKnownServers(string(f), addrs)
+}
+
+func (f knownServersFile) update(addrs []string, decide func(have []knownServerLine) (*knownServer, error)) error {
+	return updateKnownServer(string(f), addrs, decide)
+}
+
+func (f knownServersFile) where() string { return string(f) }
+
 // replaceFile writes content to path through a temporary file in the same
 // directory and a rename.
 func replaceFile(path, content string, mode os.FileMode) error {

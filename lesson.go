@@ -1,3 +1,5 @@
+//go:build !js
+
 // The lesson page: replay's HTML view (replay -html, demo -html).
 //
 // One self-contained file: inline CSS and SVG, no script, nothing loaded
@@ -646,14 +648,6 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// plural picks the word for n things.
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }
 
 // seconds formats a capture time.

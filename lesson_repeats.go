@@ -1,3 +1,5 @@
+//go:build !js
+
 // Sessions sent twice in one capture, for the lesson page. A connection
 // whose client opens with the same frame as an earlier connection (the
 // classic key-transport blob, the modern ClientHello, byte for byte) carries

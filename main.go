@@ -1,3 +1,5 @@
+//go:build !js
+
 // Command encchat is an encrypted chat server and client for teaching: the
 // seed's mini TLS-like handshake (RSA-2048 key transport, AES-256) byte for
 // byte, a modern suite that fixes it, and record/replay of the wire traffic
@@ -159,6 +161,14 @@ func errorf(w io.Writer, format string, args ...any) {
 // hintf prints a hint line under an error.
 func hintf(w io.Writer, format string, args ...any) {
 	fmt.Fprintf(w, "encchat: hint: "+format+"\n", args...)
+}
+
+// outputHint prints the hint of an output file's error, if it has one.
+func outputHint(w io.Writer, err error) {
+	var h interface{ Hint() string }
+	if errors.As(err, &h) {
+		hintf(w, "%s", h.Hint())
+	}
 }
 
 // parseFlags parses a subcommand's flags. It returns -1 to go on, or the

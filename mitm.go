@@ -1,3 +1,5 @@
+//go:build !js
+
 // The tap's active attacker (tap -mitm), for both suites.
 //
 // For each client it learns the suite from the real server's first frame,

@@ -8,7 +8,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,12 +136,4 @@ func freeName(path string) string {
 		}
 	}
 	return ""
-}
-
-// outputHint prints the hint of an output file's error, if it has one.
-func outputHint(w io.Writer, err error) {
-	var h interface{ Hint() string }
-	if errors.As(err, &h) {
-		hintf(w, "%s", h.Hint())
-	}
 }

@@ -1,3 +1,5 @@
+//go:build !js
+
 // pcap export (replay -pcap): a capture's connections as TCP packets that
 // Wireshark and tshark open, with the TCP streams rebuilt. A name ending
 // .pcapng writes pcapng, and with a key each record's plaintext goes into

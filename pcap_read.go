@@ -1,3 +1,5 @@
+//go:build !js
+
 // Reading captures made by Wireshark, dumpcap or tcpdump (pcap and pcapng):
 // each packet is decoded down to TCP, the reassembly (pcap_tcp.go) puts each
 // TCP connection's two byte streams back in order (retransmissions, segments

@@ -1,3 +1,5 @@
+//go:build !js
+
 // The client's terminal UI: the seed's banner and handshake walk-through,
 // then the chat loop — a readline REPL when stdin and stdout are terminals,
 // plain lines otherwise (scripts, lessons, tests). readline itself, and the

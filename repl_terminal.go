@@ -1,3 +1,5 @@
+//go:build !js
+
 // readline on the client's terminal: its setup and teardown, raw mode kept
 // for the whole chat, the one writer of the screen, and readline's input.
 //

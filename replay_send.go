@@ -1,3 +1,5 @@
+//go:build !js
+
 // The replay attack (replay -send ADDR): a recorded connection's client bytes
 // sent again to a live server, by someone with no key. It waits for the
 // server's first frame, sends the recorded frames as they were, and reports

@@ -1,3 +1,5 @@
+//go:build !js
+
 // The rewriting tap (tap -rewrite 'OLD=NEW'): an active attacker with no key.
 // It relays each client to the real server and XORs OLD⊕NEW into every
 // client-to-server chat record after the username: into a classic record's

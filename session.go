@@ -32,12 +32,13 @@ type handshakeStep struct {
 }
 
 // clientConfig is what a client session needs. Addr keys the pin in the
-// known-servers file; an empty KnownServers keeps no pins.
+// known-servers file, or in Pins; with neither, no pins are kept.
 type clientConfig struct {
 	Name         string
 	Suite        string // auto (""), classic or modern
 	Addr         string
 	KnownServers string
+	Pins         pinStore // pins kept elsewhere than in a file (the browser's storage)
 	Fingerprint  string
 	Insecure     bool
 	Rand         io.Reader
@@ -242,7 +243,8 @@ func (cfg clientConfig) checkServerKey(pub *rsa.PublicKey, suite string) (string
 	if cfg.Fingerprint != "" && !sameFingerprint(fp, cfg.Fingerprint) {
 		return "", nil, &keyMismatchError{Addr: cfg.Addr, Want: cfg.Fingerprint, Got: fp, Source: "-fingerprint"}
 	}
-	if cfg.KnownServers == "" {
+	pins := cfg.pins()
+	if pins == nil {
 		if cfg.Fingerprint != "" {
 			return "Server key " + fp + " matches -fingerprint", nil, nil
 		}
@@ -253,7 +255,7 @@ func (cfg clientConfig) checkServerKey(pub *rsa.PublicKey, suite string) (string
 		return "", nil, err
 	}
 	seen := knownServer{addr: strings.Join(addrs, ","), suite: suite, fingerprint: fp}
-	have, err := lookupKnownServers(cfg.KnownServers, addrs)
+	have, err := pins.lookup(addrs)
 	if err != nil {
 		return "", nil, err
 	}
@@ -270,7 +272,7 @@ func (cfg clientConfig) checkServerKey(pub *rsa.PublicKey, suite string) (string
 // under its lock, and a different pin that appeared since the check
 // (another client's first contact) refuses this session.
 func (cfg clientConfig) recordServerKey(seen knownServer) error {
-	err := updateKnownServer(cfg.KnownServers, seen.addrs(), func(have []knownServerLine) (*knownServer, error) {
+	err := cfg.pins().update(seen.addrs(), func(have []knownServerLine) (*knownServer, error) {
 		_, write, err := cfg.comparePin(seen, have)
 		return write, err
 	})
@@ -282,6 +284,18 @@ func (cfg clientConfig) recordServerKey(seen knownServer) error {
 	return err
 }
 
+// pins is where the client keeps its pins: Pins, else the known-servers
+// file; nil: nowhere.
+func (cfg clientConfig) pins() pinStore {
+	if cfg.Pins != nil {
+		return cfg.Pins
+	}
+	if cfg.KnownServers != "" {
+		return knownServersFile(cfg.KnownServers)
+	}
+	return nil
+}
+
 // comparePin compares the key and suite seen now with the pins that name
 // the server (none: a first contact). It returns the walk-through's note,
 // and the server's one pin to write (nil: nothing), or the refusal: a
@@ -289,7 +303,7 @@ func (cfg clientConfig) recordServerKey(seen knownServer) error {
 // (unless -fingerprint checked it). A refusal names the pin by the address
 // it has in the file, which is what "encchat forget" takes.
 func (cfg clientConfig) comparePin(seen knownServer, have []knownServerLine) (note string, write *knownServer, err error) {
-	file := cfg.KnownServers
+	file := cfg.pins().where()
 	if len(have) == 0 {
 		switch {
 		case cfg.Suite == suiteModern && seen.suite == suiteClassic:

@@ -1,3 +1,5 @@
+//go:build !js
+
 // The JSON view of replay (-json): one object per line: the capture's
 // header, each connection's open and close, each frame, notes, and the
 // totals at the end. "kind" says which.

@@ -1,3 +1,5 @@
+//go:build !js
+
 // The live wire page (/wire) for the projector: every connection's frames
 // as they cross, as a sniffer sees them, streamed with Server-Sent Events;
 // with the teacher's token, the text each frame carries beside it.

@@ -1,3 +1,5 @@
+//go:build !js
+
 // The live wire's view: a replay view (replayOutput) that turns each frame
 // into the events of /wire's stream, in the lesson page's words (its
 // lessonFrame and step naming): the sniffer's event for everyone, and the
