@@ -17,33 +17,57 @@ import (
 func TestTokenBucketBoundaries(t *testing.T) {
 	b := tokenBucket{rate: 1, burst: 2, tokens: 2}
 	t0 := time.Unix(0, 0)
-	if b.take(t0) != 0 || b.take(t0) != 0 {
+	if b.take(t0, 1) != 0 || b.take(t0, 1) != 0 {
 		t.Fatal("burst of 2 not taken at once")
 	}
-	if wait := b.take(t0); wait != time.Second {
+	if wait := b.take(t0, 1); wait != time.Second {
 		t.Errorf("third line at once waits %v, want 1s", wait)
 	}
-	if wait := b.take(t0.Add(999 * time.Millisecond)); wait != time.Millisecond {
+	if wait := b.take(t0.Add(999*time.Millisecond), 1); wait != time.Millisecond {
 		t.Errorf("1 ms before a whole token: waits %v, want 1ms", wait)
 	}
-	if wait := b.take(t0.Add(2 * time.Second)); wait != 0 {
+	if wait := b.take(t0.Add(2*time.Second), 1); wait != 0 {
 		t.Errorf("waits %v after a token refilled", wait)
 	}
 	// Idle time never banks more than the burst.
 	for i := 0; i < 2; i++ {
-		if b.take(t0.Add(time.Hour)) != 0 {
+		if b.take(t0.Add(time.Hour), 1) != 0 {
 			t.Fatal("burst not restored")
 		}
 	}
-	if b.take(t0.Add(time.Hour)) == 0 {
+	if b.take(t0.Add(time.Hour), 1) == 0 {
 		t.Error("banked more than the burst")
 	}
 	// No limit: nothing ever waits.
 	free := tokenBucket{}
 	for range 100 {
-		if free.take(t0) != 0 {
+		if free.take(t0, 1) != 0 {
 			t.Fatal("rate 0 made a line wait")
 		}
+	}
+}
+
+// TestTokenBucketCost checks lines that cost more than one: one is taken
+// while a token is left, into debt, and the next waits for the debt.
+func TestTokenBucketCost(t *testing.T) {
+	b := tokenBucket{rate: 10, burst: 20, tokens: 20}
+	t0 := time.Unix(0, 0)
+	cost := lineCost(maxTextLen, 100) // a 4 KB line to 100 members
+	if cost != 6.25 {
+		t.Fatalf("lineCost(4096, 100) = %g, want 6.25", cost)
+	}
+	if lineCost(64, 200) != 1 || lineCost(0, 1000) != 1 {
+		t.Error("a short line to a room counts as more than one")
+	}
+	taken := 0
+	for b.take(t0, cost) == 0 {
+		taken++
+	}
+	if taken != 4 { // 20 → 13.75 → 7.5 → 1.25 → -5
+		t.Errorf("%d lines of cost %g taken from a burst of 20, want 4", taken, cost)
+	}
+	if wait := b.take(t0, cost); wait != 600*time.Millisecond {
+		t.Errorf("after the burst a line waits %v, want 600ms (6 tokens at 10/s)", wait)
 	}
 }
 

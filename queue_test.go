@@ -37,7 +37,7 @@ func (l bigBuffers) Accept() (net.Conn, error) {
 }
 
 func TestSlowReaderDoesNotStallOthers(t *testing.T) {
-	ts := startTestServerOn(t, serverConfig{QueueLen: 64}, func(l net.Listener) net.Listener { return smallBuffers{l} })
+	ts := startTestServerOn(t, serverConfig{QueueLen: 64, SocketBuffer: -1}, func(l net.Listener) net.Listener { return smallBuffers{l} })
 	// The sluggard completes the handshake and then never reads again.
 	slow, _ := rawClassic(t, ts.addr, "sluggard")
 	slow.(*net.TCPConn).SetReadBuffer(4096)
@@ -168,7 +168,7 @@ func TestOutQueueNotices(t *testing.T) {
 // socket is full (it may have stopped reading), and on a loaded machine a
 // reader that is not scheduled for a while would look like one.
 func TestBurstLongerThanQueueKeepsReaders(t *testing.T) {
-	ts := startTestServerOn(t, serverConfig{QueueLen: 16}, func(l net.Listener) net.Listener { return bigBuffers{l} })
+	ts := startTestServerOn(t, serverConfig{QueueLen: 16, SocketBuffer: -1}, func(l net.Listener) net.Listener { return bigBuffers{l} })
 	const readers, senders, each = 20, 2, 150
 	var rs []*clientSession
 	for i := range readers {
