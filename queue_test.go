@@ -160,13 +160,15 @@ func TestOutQueueNotices(t *testing.T) {
 }
 
 // TestBurstLongerThanQueueKeepsReaders sends bursts far longer than the
-// queue bound to clients that all read: pacing must slow the senders down
-// instead of disconnecting readers whose writers are only waiting for CPU.
+// queue bound to clients that all read: waitForWriters must slow the
+// senders down instead of disconnecting readers whose writers are only
+// waiting for CPU.
 //
 // Socket buffers are made large enough for the whole burst, so no writer
-// ever blocks in a Write: pacing rightly does not wait for a client whose
-// socket is full (it may have stopped reading), and on a loaded machine a
-// reader that is not scheduled for a while would look like one.
+// ever blocks in a Write: waitForWriters rightly does not wait for a
+// client whose socket is full (it may have stopped reading), and on a
+// loaded machine a reader that is not scheduled for a while would look
+// like one.
 func TestBurstLongerThanQueueKeepsReaders(t *testing.T) {
 	ts := startTestServerOn(t, serverConfig{QueueLen: 16, SocketBuffer: -1}, func(l net.Listener) net.Listener { return bigBuffers{l} })
 	const readers, senders, each = 20, 2, 150
