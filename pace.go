@@ -38,8 +38,8 @@ func lineCost(size, recipients int) float64 {
 // lineCost is what a member's line (a decrypted record) counts as: a chat
 // line goes to everyone online, a command to one or two.
 func (s *server) lineCost(raw []byte) float64 {
-	if len(raw) > 0 && raw[0] == '/' {
-		return 1
+	if s.cfg.Rate <= 0 || (len(raw) > 0 && raw[0] == '/') {
+		return 1 // a command, or no rate to count against
 	}
 	return lineCost(len(raw), s.online())
 }
