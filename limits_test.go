@@ -385,30 +385,42 @@ func TestFloodOfLargeLinesIsPaced(t *testing.T) {
 	start := time.Now()
 	fl := startFlooding(conns, frames, true)
 	defer fl.end()
-	// Let the flood get going: a few lines from each.
-	ts.waitLogged(evBroadcast, "f", 2*flooding, 30*time.Second)
+	// Let the flood reach its steady state: every flooder slowed.
+	ts.waitLogged(evLimit, "f", flooding, 60*time.Second)
+	steady := time.Since(start)
 
 	joinStart := time.Now()
 	honest := join(t, ts.addr, "honest")
 	joined := time.Since(joinStart)
-	const echoes = 20 // within the burst: the honest client is never slowed
+	// 20 echoes, within the burst (the honest client is never slowed),
+	// spread over the flood: after each, 10 flood lines go by.
+	const echoes, between = 20, 10
 	var lat []time.Duration
-	br := honest
 	for i := range echoes {
 		line := fmt.Sprintf("echo %d", i)
 		t0 := time.Now()
 		if err := honest.Send(line); err != nil {
 			t.Fatal(err)
 		}
-		recvUntil(t, br, "honest: "+line, 30*time.Second)
+		recvUntil(t, honest, "honest: "+line, 30*time.Second)
 		lat = append(lat, time.Since(t0))
+		honest.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		for seen := 0; seen < between; {
+			text, err := honest.Recv()
+			if err != nil {
+				t.Fatalf("reading the flood: %v", err)
+			}
+			if strings.Contains(text, "] f") {
+				seen++
+			}
+		}
 	}
 	window := time.Since(start)
 	relayed := ts.countLogged(evBroadcast, "f")
 	slices.Sort(lat)
 	p := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
-	t.Logf("honest client joined in %v under %d flooders; echo p50 %v, p99 %v, max %v (%d echoes); %d flood lines relayed in %v (%.2f a second per flooder); %d [LIMIT] lines; %d flooders cut off",
-		joined.Round(time.Millisecond), flooding, p(0.5).Round(time.Millisecond), p(0.99).Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond),
+	t.Logf("every flooder slowed %v into the flood; honest client joined in %v under %d flooders; echo p50 %v, p99 %v, max %v (%d echoes); %d flood lines relayed in %v (%.2f a second per flooder); %d [LIMIT] lines; %d flooders cut off",
+		steady.Round(time.Millisecond), joined.Round(time.Millisecond), flooding, p(0.5).Round(time.Millisecond), p(0.99).Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond),
 		echoes, relayed, window.Round(time.Millisecond), float64(relayed)/window.Seconds()/flooding, ts.countLogged(evLimit, "f"), ts.countLogged(evLeave, "f"))
 
 	// The mechanism: each flooder was slowed by its rate, and the lines

@@ -21,12 +21,12 @@ const (
 
 // lineCostUnit is what one line may cost the server to relay, in bytes
 // delivered (its size times its recipients), before it counts as more
-// than one line: a 64-byte line to 1,024 members, or a 4 KB line to 16.
+// than one line: a 64-byte line to 512 members, or a 4 KB line to 8.
 // Sealing and writing take time in proportion to the bytes, so a 4 KB
-// line to a room of 100 counts as 6.25 lines, and a flood of large lines
+// line to a room of 100 counts as 12.5 lines, and a flood of large lines
 // is slowed as a flood of many lines is. Counted one each, 100 clients
 // sending 4 KB lines saturated two cores with none over the rate.
-const lineCostUnit = 64 << 10
+const lineCostUnit = 32 << 10
 
 // lineCost is what a line of size bytes to recipients members counts as
 // against the line rate: one line, or more for a line that costs the

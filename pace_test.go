@@ -53,18 +53,18 @@ func TestTokenBucketCost(t *testing.T) {
 	b := tokenBucket{rate: 10, burst: 20, tokens: 20}
 	t0 := time.Unix(0, 0)
 	cost := lineCost(maxTextLen, 100) // a 4 KB line to 100 members
-	if cost != 6.25 {
-		t.Fatalf("lineCost(4096, 100) = %g, want 6.25", cost)
+	if cost != 12.5 {
+		t.Fatalf("lineCost(4096, 100) = %g, want 12.5", cost)
 	}
-	if lineCost(64, 200) != 1 || lineCost(0, 1000) != 1 {
+	if lineCost(64, 500) != 1 || lineCost(0, 1000) != 1 {
 		t.Error("a short line to a room counts as more than one")
 	}
 	taken := 0
 	for b.take(t0, cost) == 0 {
 		taken++
 	}
-	if taken != 4 { // 20 → 13.75 → 7.5 → 1.25 → -5
-		t.Errorf("%d lines of cost %g taken from a burst of 20, want 4", taken, cost)
+	if taken != 2 { // 20 → 7.5 → -5
+		t.Errorf("%d lines of cost %g taken from a burst of 20, want 2", taken, cost)
 	}
 	if wait := b.take(t0, cost); wait != 600*time.Millisecond {
 		t.Errorf("after the burst a line waits %v, want 600ms (6 tokens at 10/s)", wait)
