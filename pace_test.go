@@ -1,6 +1,8 @@
-// Tests of the line-rate limit: the token bucket, lines slowed and never
-// dropped, the notice once per spell, the disconnect of a client that
-// floods past the bound, and a slowed client holding up nobody.
+// Tests of the line-rate limit: the token bucket and what a line costs,
+// lines slowed and never dropped, the notice once per spell, the
+// disconnect of a client that floods past the bound (time held back for
+// the others' writers counting too), and a slowed client holding up
+// nobody.
 
 package main
 
@@ -370,4 +372,54 @@ func TestSlowedClientHoldsUpNobody(t *testing.T) {
 		cs.Close()
 	}
 	waitGoroutines(t, before)
+}
+
+// TestHeldBackCountsTowardsCutOff: time a member's lines wait for the
+// others' writers counts as time held back, as the rate's waits do: it
+// starts a spell, and a member held back for longer than MaxPaced without
+// a break is cut off with the same error, however few lines it sent.
+func TestHeldBackCountsTowardsCutOff(t *testing.T) {
+	const bound = time.Second
+	var mu sync.Mutex
+	now := time.Unix(1_000_000, 0)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	advance := func(d time.Duration) time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(d)
+		return now
+	}
+	ts := startTestServer(t, serverConfig{Rate: defaultRate, Burst: defaultBurst, MaxPaced: bound, Now: clock})
+	alice := join(t, ts.addr, "alice")
+	ts.server.mu.Lock()
+	m := ts.byName["alice"]
+	ts.server.mu.Unlock()
+
+	limit := tokenBucket{rate: defaultRate, burst: defaultBurst, tokens: defaultBurst}
+	if !ts.heldBack(m, &limit) || limit.spell.IsZero() {
+		t.Fatal("a first hold did not start a spell")
+	}
+	advance(bound / 2)
+	if !ts.heldBack(m, &limit) {
+		t.Fatal("cut off within the bound")
+	}
+	// A line that finds the bucket full ends the spell.
+	advance(bound / 4)
+	if limit.take(clock(), 1); !limit.spell.IsZero() {
+		t.Fatal("a full bucket did not end the spell")
+	}
+	if !ts.heldBack(m, &limit) {
+		t.Fatal("cut off at the start of a new spell")
+	}
+	advance(bound + time.Millisecond)
+	if ts.heldBack(m, &limit) {
+		t.Fatal("held back past the bound and not cut off")
+	}
+	recvUntil(t, alice, floodedText(defaultRate, bound), 5*time.Second)
+	expectClosed(t, alice.conn)
+	ts.logged(t, evLeave, "alice left the chat (over the line rate for 1s without a break)")
 }
