@@ -7,7 +7,6 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -444,16 +443,21 @@ func TestFloodOfLargeLinesIsPaced(t *testing.T) {
 	}
 }
 
-// TestPerAddrLimitIPv6Slash64 checks the per-address limit keys an IPv6
-// client on its /64 (one host's or one network's share of addresses) and
-// an IPv4 client on its address, on real connections whose peer address a
+// TestPerAddrLimitIPv6Slash64 checks, at the default of 256, that the
+// per-address limit counts an IPv6 client by its /64 (one host's or one
+// home's share of addresses) and an IPv4 client by its address (an
+// IPv4-mapped IPv6 address too), on real connections whose peer address a
 // listener rewrites (loopback has one IPv6 address).
 func TestPerAddrLimitIPv6Slash64(t *testing.T) {
-	peers := make(chan string, 8)
-	ts := startTestServerOn(t, serverConfig{MaxPerAddr: 2}, func(l net.Listener) net.Listener {
+	limit := defaultLimits().MaxPerAddr
+	peers := make(chan string, 1)
+	ts := startTestServerOn(t, defaultLimits(), func(l net.Listener) net.Listener {
 		return peerAddrs{l, peers}
 	})
-	try := func(peer string) error {
+	// try connects as peer and reports whether the server answered with
+	// its key (true) or the per-address refusal (false).
+	try := func(peer string) bool {
+		t.Helper()
 		peers <- peer
 		conn, err := net.DialTimeout("tcp", ts.addr, 5*time.Second)
 		if err != nil {
@@ -463,35 +467,45 @@ func TestPerAddrLimitIPv6Slash64(t *testing.T) {
 		conn.SetDeadline(time.Now().Add(5 * time.Second))
 		first, err := readFrame(bufio.NewReader(conn))
 		if err != nil {
-			return err
+			t.Fatalf("%s: %v", peer, err)
 		}
-		if string(first) == tooManyText {
-			return errors.New(tooManyText)
-		}
-		return nil
+		return string(first) != tooManyText
 	}
-	for _, c := range []struct {
-		peer string
-		ok   bool
-	}{
-		{"[2001:db8:1:2::1]:1000", true},
-		{"[2001:db8:1:2:ffff:ffff:ffff:ffff]:1001", true}, // same /64: its second
-		{"[2001:db8:1:2:abcd::7]:1002", false},            // same /64: a third
-		{"[2001:db8:1:3::1]:1003", true},                  // the next /64
-		{"192.0.2.1:1004", true},
-		{"192.0.2.1:1005", true},
-		{"192.0.2.1:1006", false},
-		{"192.0.2.2:1007", true}, // IPv4: each address its own
-	} {
-		err := try(c.peer)
-		if (err == nil) != c.ok {
-			t.Errorf("%s: refused = %v, want %v (%v)", c.peer, err != nil, !c.ok, err)
+	accepted := 0
+	for i := range limit - 1 {
+		if try(fmt.Sprintf("[2001:db8:1:2::%x]:%d", i+1, 1000+i)) {
+			accepted++
 		}
+	}
+	if try("[2001:db8:1:2:ffff:ffff:ffff:ffff]:2000") {
+		accepted++
+	}
+	if accepted != limit {
+		t.Fatalf("%d of %d connections from one /64 accepted", accepted, limit)
+	}
+	if try("[2001:db8:1:2:abcd::7]:2001") {
+		t.Errorf("a %dth connection from the /64 was accepted", limit+1)
+	}
+	if !try("[2001:db8:1:3::1]:2002") {
+		t.Error("a connection from the next /64 was refused")
 	}
 	ev := ts.logged(t, evRefused, "2001:db8:1:2:abcd::7")
-	if !strings.Contains(ev.Text, "2001:db8:1:2::/64") {
-		t.Errorf("refusal names %q, want the /64", ev.Text)
+	if !strings.Contains(ev.Text, fmt.Sprintf("too many connections from 2001:db8:1:2::/64 (max %d)", limit)) {
+		t.Errorf("refusal says %q, want the /64", ev.Text)
 	}
+
+	for i := range limit {
+		if !try(fmt.Sprintf("192.0.2.1:%d", 3000+i)) {
+			t.Fatalf("IPv4: connection %d of %d refused", i+1, limit)
+		}
+	}
+	if try("[::ffff:192.0.2.1]:4000") {
+		t.Error("an IPv4-mapped address was counted apart from its IPv4 address")
+	}
+	if !try("192.0.2.2:4001") {
+		t.Error("IPv4: the next address was refused")
+	}
+	t.Logf("%d connections from %d addresses of one /64 accepted, the next refused; the next /64 accepted; IPv4 per address (%d, then refused)", limit, limit, limit)
 }
 
 // peerAddrs is a listener whose connections report the next address from
