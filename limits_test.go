@@ -436,6 +436,9 @@ func TestFloodOfLargeLinesIsPaced(t *testing.T) {
 	if len(slowed) < flooding {
 		t.Errorf("%d of %d flooders were slowed or cut off", len(slowed), flooding)
 	}
+	if ev := ts.logged(t, evLimit, "f000: over 10 lines/s"); !strings.Contains(ev.Text, "long and to 100 members, counted as 12.5") && !strings.Contains(ev.Text, "disconnecting") {
+		t.Errorf("the log does not say what a line counted as: %q", ev.Text)
+	}
 	cost := lineCost(maxTextLen, flooding) // at least this: the recipients grew to 101
 	budget := flooding * int((float64(defaultBurst)+defaultRate*window.Seconds())/cost+1)
 	if relayed > budget {

@@ -93,7 +93,11 @@ func (s *server) slowDown(m *member, limit *tokenBucket, wait time.Duration, cos
 	now := s.cfg.Now()
 	if limit.spell.IsZero() {
 		limit.spell = now
-		s.logf(evLimit, "%s: over %g lines/s, delaying their lines", m.name, s.cfg.Rate)
+		counts := ""
+		if cost > 1 {
+			counts = fmt.Sprintf(" (their last line, long and to %d members, counted as %.1f)", s.online(), cost)
+		}
+		s.logf(evLimit, "%s: over %g lines/s%s, delaying their lines", m.name, s.cfg.Rate, counts)
 		s.send(m, s.stamp(slowDownText))
 	}
 	for wait > 0 {
