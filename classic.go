@@ -97,14 +97,20 @@ func sealClassic[T string | []byte](s *classicSealer, dst []byte, text T) ([]byt
 	for range n {
 		record = append(record, byte(n))
 	}
+	s.encrypter(iv).CryptBlocks(record[cbcIVSize:], record[cbcIVSize:])
+	s.record = record
+	return base64.StdEncoding.AppendEncode(dst, record), nil
+}
+
+// encrypter is AES-256-CBC from iv: one encrypter made at the first
+// record, its IV set again for each one after (classicSealer says why).
+func (s *classicSealer) encrypter(iv []byte) cipher.BlockMode {
 	if s.enc == nil {
 		s.enc = cipher.NewCBCEncrypter(s.c.block, iv).(cbcMode)
 	} else {
 		s.enc.SetIV(iv)
 	}
-	s.enc.CryptBlocks(record[cbcIVSize:], record[cbcIVSize:])
-	s.record = record
-	return base64.StdEncoding.AppendEncode(dst, record), nil
+	return s.enc
 }
 
 // classicSealedLen is the length of the payload sealClassic makes of n
