@@ -258,7 +258,7 @@ func (r *benchReader) recv() ([]byte, error) {
 // readers share the machine's cores with the server they measure, so what
 // they spend per record is taken from the server's figures. For classic
 // records it keeps one CBC decrypter, setting its IV per record as the
-// server's classicFrameSealer does, and one buffer; the text is the one
+// server's classicSealer does, and one buffer; the text is the one
 // classicCipher.open returns (TestBenchOpener). Measured with bench
 // -rsa-limit, one series: with classicCipher.open, 1.40–1.65 million
 // deliveries/s (median 1.49) and a p99 of 117–143 ms (median 133);

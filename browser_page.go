@@ -122,7 +122,7 @@ func (ui *pageUI) wireRow(r wireRow) {
 	tr.Set("className", r.Dir.String())
 	ds := tr.Get("dataset")
 	ds.Set("dir", r.Dir.String())
-	header := string(frameHeader(len(r.Payload)))
+	header := string(appendFrameHeader(nil, len(r.Payload)))
 	if r.Problem != "" && r.What == "" {
 		header = ""
 	}

@@ -10,7 +10,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -55,24 +54,69 @@ func newClassicCipher(key []byte, random io.Reader) (*classicCipher, error) {
 	return &classicCipher{block: block, rand: random}, nil
 }
 
-// seal is the seed's encrypt_message: base64(IV || AES-256-CBC(PKCS#7(text)))
-// with a fresh random IV.
+// seal is the seed's encrypt_message for one text: sealClassic with a
+// sealer of its own, so calls may run concurrently.
 func (c *classicCipher) seal(text []byte) ([]byte, error) {
-	iv := make([]byte, cbcIVSize)
-	if _, err := io.ReadFull(c.rand, iv); err != nil {
-		return nil, err
-	}
-	encrypted := pkcs7Pad(text)
-	cipher.NewCBCEncrypter(c.block, iv).CryptBlocks(encrypted, encrypted)
-	return base64.StdEncoding.AppendEncode(nil, append(iv, encrypted...)), nil
+	return sealClassic(&classicSealer{c: c}, nil, text)
 }
 
-// pkcs7Pad is the seed's pad(data, 16): text and n bytes of value n, n
-// from 1 to 16 so that the result is whole blocks.
-func pkcs7Pad(text []byte) []byte {
+// classicSealer seals a sequence of records with one classicCipher, as a
+// member's writer does: it keeps one CBC encrypter and sets its IV for
+// each record, as crypto/tls does, where cipher.NewCBCEncrypter copies the
+// AES key schedule (about 500 bytes) every time, and it reuses one buffer
+// for IV || ciphertext. Measured with bench -rsa-limit, 3 runs each:
+// 0.87–1.07 million deliveries/s (median 1.05) with an encrypter per
+// record, at the floor of 1 million; 1.54–1.61 million (median 1.56) with
+// one kept. Not safe for concurrent use.
+type classicSealer struct {
+	c      *classicCipher
+	enc    cbcMode // made for the first record
+	record []byte  // IV || ciphertext, between encryption and base64
+}
+
+// cbcMode is a CBC encrypter or decrypter whose IV can be set again.
+type cbcMode interface {
+	cipher.BlockMode
+	SetIV(iv []byte)
+}
+
+// sealClassic is the seed's encrypt_message, appending to dst:
+// base64(IV || AES-256-CBC(PKCS#7(text))) with a fresh random IV. Both
+// classicCipher.seal and a member's writer (which takes texts as strings
+// and seals them straight into its write buffer) seal with it.
+func sealClassic[T string | []byte](s *classicSealer, dst []byte, text T) ([]byte, error) {
+	// PKCS#7, the seed's pad(data, 16): n bytes of value n, n from 1 to
+	// 16, so that the text fills whole blocks.
 	n := aes.BlockSize - len(text)%aes.BlockSize
-	padding := bytes.Repeat([]byte{byte(n)}, n)
-	return slices.Concat(text, padding)
+	record := slices.Grow(s.record[:0], cbcIVSize+len(text)+n)[:cbcIVSize]
+	iv := record[:cbcIVSize]
+	if _, err := io.ReadFull(s.c.rand, iv); err != nil {
+		return dst, err
+	}
+	record = append(record, text...)
+	for range n {
+		record = append(record, byte(n))
+	}
+	s.encrypter(iv).CryptBlocks(record[cbcIVSize:], record[cbcIVSize:])
+	s.record = record
+	return base64.StdEncoding.AppendEncode(dst, record), nil
+}
+
+// encrypter is AES-256-CBC from iv: one encrypter made at the first
+// record, its IV set again for each one after (classicSealer says why).
+func (s *classicSealer) encrypter(iv []byte) cipher.BlockMode {
+	if s.enc == nil {
+		s.enc = cipher.NewCBCEncrypter(s.c.block, iv).(cbcMode)
+	} else {
+		s.enc.SetIV(iv)
+	}
+	return s.enc
+}
+
+// classicSealedLen is the length of the payload sealClassic makes of n
+// bytes of text, so a frame's header can be written before it.
+func classicSealedLen(n int) int {
+	return base64.StdEncoding.EncodedLen(cbcIVSize + (n/aes.BlockSize+1)*aes.BlockSize)
 }
 
 // open is the seed's decrypt_message. Bad base64, a bad length, bad

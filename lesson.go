@@ -361,7 +361,7 @@ func (o *htmlOutput) lessonFrame(f *replayFrame) *lessonFrame {
 		Arrow:      f.Dir.arrow(),
 		Len:        len(f.Payload),
 		Sealed:     f.Kind == kindSealed,
-		Header:     string(frameHeader(len(f.Payload))),
+		Header:     string(appendFrameHeader(nil, len(f.Payload))),
 		What:       printable(f.What),
 		Details:    printables(f.Details),
 		HasText:    f.HasText,

@@ -444,17 +444,6 @@ func (hc *halfConn) nonce(seq uint64) [gcmNonceLen]byte {
 	return n
 }
 
-// recordHeader is the frame header of a payload of n bytes: the record's
-// additional data, so a frame cannot be cut or stretched.
-func recordHeader(n int) [headerLen]byte {
-	var h [headerLen]byte
-	for i := headerLen - 1; i >= 0; i-- {
-		h[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return h
-}
-
 // encrypt seals the next record. The last sequence number is never used.
 func (hc *halfConn) encrypt(text []byte) ([]byte, error) {
 	if hc.err != nil {
@@ -468,8 +457,7 @@ func (hc *halfConn) encrypt(text []byte) ([]byte, error) {
 		hc.err = alertSequenceExhausted
 		return nil, hc.err
 	}
-	hc.adBuf = recordHeader(len(text) + gcmTagLen)
-	out := hc.sealAt(hc.seq, hc.adBuf[:], text)
+	out := hc.sealAt(hc.seq, appendFrameHeader(hc.adBuf[:0], len(text)+gcmTagLen), text)
 	hc.seq++
 	return out, nil
 }
@@ -485,8 +473,7 @@ func (hc *halfConn) decrypt(payload []byte) ([]byte, error) {
 		hc.err = alertSequenceExhausted
 		return nil, hc.err
 	}
-	hc.adBuf = recordHeader(len(payload))
-	text, err := hc.openAt(hc.seq, hc.adBuf[:], payload)
+	text, err := hc.openAt(hc.seq, appendFrameHeader(hc.adBuf[:0], len(payload)), payload)
 	if err == nil && !utf8.Valid(text) {
 		// Only a peer holding the key can send this; it gets the same error.
 		text, err = nil, alertBadRecordMAC
@@ -549,8 +536,7 @@ func (c *modernCipher) openRecord(seq uint64, payload []byte) ([]byte, error) {
 	if c.in == nil {
 		return nil, errNoDirection
 	}
-	c.in.adBuf = recordHeader(len(payload))
-	return c.in.openAt(seq, c.in.adBuf[:], payload)
+	return c.in.openAt(seq, appendFrameHeader(c.in.adBuf[:0], len(payload)), payload)
 }
 
 // newModernReplayOpeners builds openers for both directions of a recorded

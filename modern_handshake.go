@@ -37,8 +37,8 @@ func (t *transcript) writeMsg(payload []byte) error {
 
 // addReceived hashes a frame read by someone else (the client's first frame).
 func (t *transcript) addReceived(payload []byte) {
-	h := recordHeader(len(payload))
-	t.hash.Write(h[:])
+	var h [headerLen]byte
+	t.hash.Write(appendFrameHeader(h[:0], len(payload)))
 	t.hash.Write(payload)
 }
 

@@ -1,6 +1,8 @@
-// The line-rate limit: a client over its rate is read more slowly, not
-// dropped. Its lines wait in TCP's buffers and arrive late, in order, all
-// of them; only a client slowed for MaxPaced without a break is cut off.
+// The line-rate limit, the pace the server reads a client's lines at: a
+// client over its rate is read more slowly, not dropped. Its lines wait in
+// TCP's buffers and arrive late, in order, all of them; only a client held
+// back for MaxPaced without a break is cut off. A line counts by what it
+// costs the server to relay, its size times its recipients (lineCost).
 
 package main
 
@@ -17,21 +19,49 @@ const (
 	defaultMaxPaced = 30 * time.Second
 )
 
-// tokenBucket paces a client's lines: Burst at once, then Rate per second.
-// A line that finds no token waits for one. The first such line starts a
-// spell, which lasts until a line finds the bucket full again: the client
-// kept under the rate long enough to earn its whole burst back. (A line
-// that merely finds one token may have waited in the socket all the same,
-// while the reader was busy.) Only the member's reader touches it.
+// lineCostUnit is what one line may cost the server to relay, in bytes
+// delivered (its size times its recipients), before it counts as more
+// than one line: a 64-byte line to 512 members, or a 4 KB line to 8.
+// Sealing and writing take time in proportion to the bytes, so a 4 KB
+// line to a room of 100 counts as 12.5 lines, and a flood of large lines
+// is slowed as a flood of many lines is. Counted one each, 100 clients
+// sending 4 KB lines saturated two cores with none over the rate.
+const lineCostUnit = 32 << 10
+
+// lineCost is what a line of size bytes to recipients members counts as
+// against the line rate: one line, or more for a line that costs the
+// server more than lineCostUnit to relay.
+func lineCost(size, recipients int) float64 {
+	return max(1, float64(size)*float64(recipients)/lineCostUnit)
+}
+
+// lineCost is what a member's line (a decrypted record) counts as: a chat
+// line goes to everyone online, a command to one or two.
+func (s *server) lineCost(raw []byte) float64 {
+	if s.cfg.Rate <= 0 || (len(raw) > 0 && raw[0] == '/') {
+		return 1 // a command, or no rate to count against
+	}
+	return lineCost(len(raw), s.online())
+}
+
+// tokenBucket paces a client's lines: Burst at once, then Rate per second,
+// each line spending what it costs (lineCost). A line that finds less
+// than one token waits for one; one that finds a token spends its whole
+// cost, going into debt, so one long line is never refused and the lines
+// after it wait for the debt to be paid. The first line that waits starts
+// a spell, which lasts until a line finds the bucket full again: the
+// client kept under the rate long enough to earn its whole burst back. (A
+// line that merely finds one token may have waited in the socket all the
+// same, while the reader was busy.) Only the member's reader touches it.
 type tokenBucket struct {
 	rate, burst, tokens float64
 	last                time.Time
 	spell               time.Time // when the current spell began; zero outside one
 }
 
-// take spends a token on one line at now and returns 0, or, when there is
-// none, returns how long until there is one.
-func (b *tokenBucket) take(now time.Time) time.Duration {
+// take spends cost tokens on one line at now and returns 0, or, when
+// there is not one token, returns how long until there is one.
+func (b *tokenBucket) take(now time.Time, cost float64) time.Duration {
 	if b.rate <= 0 {
 		return 0
 	}
@@ -43,7 +73,7 @@ func (b *tokenBucket) take(now time.Time) time.Duration {
 		b.spell = time.Time{}
 	}
 	if b.tokens >= 1 {
-		b.tokens--
+		b.tokens -= cost
 		return 0
 	}
 	wait := time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
@@ -59,18 +89,20 @@ func (b *tokenBucket) take(now time.Time) time.Duration {
 // holds no lock while it waits, and returns false, at once, when the
 // member is gone (it left, was disconnected, or the server is shutting
 // down) or was disconnected here.
-func (s *server) slowDown(m *member, limit *tokenBucket, wait time.Duration) bool {
+func (s *server) slowDown(m *member, limit *tokenBucket, wait time.Duration, cost float64) bool {
 	now := s.cfg.Now()
 	if limit.spell.IsZero() {
 		limit.spell = now
-		s.logf(evLimit, "%s: over %g lines/s, delaying their lines", m.name, s.cfg.Rate)
+		counts := ""
+		if cost > 1 {
+			counts = fmt.Sprintf(" (their last line, long and to %d members, counted as %.1f)", s.online(), cost)
+		}
+		s.logf(evLimit, "%s: over %g lines/s%s, delaying their lines", m.name, s.cfg.Rate, counts)
 		s.send(m, s.stamp(slowDownText))
 	}
 	for wait > 0 {
 		if now.Add(wait).Sub(limit.spell) > s.cfg.MaxPaced {
-			s.logf(evLimit, "%s: over %g lines/s for %s without a break, disconnecting", m.name, s.cfg.Rate, s.cfg.MaxPaced)
-			s.send(m, s.stamp(floodedText(s.cfg.Rate, s.cfg.MaxPaced)))
-			s.remove(m, fmt.Sprintf("over the line rate for %s without a break", s.cfg.MaxPaced))
+			s.cutOff(m)
 			return false
 		}
 		timer := time.NewTimer(wait)
@@ -81,7 +113,36 @@ func (s *server) slowDown(m *member, limit *tokenBucket, wait time.Duration) boo
 			return false
 		}
 		now = s.cfg.Now()
-		wait = limit.take(now)
+		wait = limit.take(now, cost)
 	}
 	return true
+}
+
+// heldBack counts the time a member's line waited for the others' writers
+// (waitForWriters) as time held back, as slowDown's waits are: it starts a
+// spell when none is running, and cuts off a member held back, whatever
+// the cause, for longer than MaxPaced without a break. It returns false
+// when the member was cut off.
+func (s *server) heldBack(m *member, limit *tokenBucket) bool {
+	if s.cfg.Rate <= 0 {
+		return true // no line rate: no spells, no cut-off
+	}
+	now := s.cfg.Now()
+	if limit.spell.IsZero() {
+		limit.spell = now
+		return true
+	}
+	if now.Sub(limit.spell) > s.cfg.MaxPaced {
+		s.cutOff(m)
+		return false
+	}
+	return true
+}
+
+// cutOff disconnects a member held back for longer than MaxPaced without
+// a break, telling them why.
+func (s *server) cutOff(m *member) {
+	s.logf(evLimit, "%s: over %g lines/s for %s without a break, disconnecting", m.name, s.cfg.Rate, s.cfg.MaxPaced)
+	s.send(m, s.stamp(floodedText(s.cfg.Rate, s.cfg.MaxPaced)))
+	s.remove(m, fmt.Sprintf("over the line rate for %s without a break", s.cfg.MaxPaced))
 }

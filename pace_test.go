@@ -1,6 +1,8 @@
-// Tests of the line-rate limit: the token bucket, lines slowed and never
-// dropped, the notice once per spell, the disconnect of a client that
-// floods past the bound, and a slowed client holding up nobody.
+// Tests of the line-rate limit: the token bucket and what a line costs,
+// lines slowed and never dropped, the notice once per spell, the
+// disconnect of a client that floods past the bound (time held back for
+// the others' writers counting too), and a slowed client holding up
+// nobody.
 
 package main
 
@@ -17,33 +19,57 @@ import (
 func TestTokenBucketBoundaries(t *testing.T) {
 	b := tokenBucket{rate: 1, burst: 2, tokens: 2}
 	t0 := time.Unix(0, 0)
-	if b.take(t0) != 0 || b.take(t0) != 0 {
+	if b.take(t0, 1) != 0 || b.take(t0, 1) != 0 {
 		t.Fatal("burst of 2 not taken at once")
 	}
-	if wait := b.take(t0); wait != time.Second {
+	if wait := b.take(t0, 1); wait != time.Second {
 		t.Errorf("third line at once waits %v, want 1s", wait)
 	}
-	if wait := b.take(t0.Add(999 * time.Millisecond)); wait != time.Millisecond {
+	if wait := b.take(t0.Add(999*time.Millisecond), 1); wait != time.Millisecond {
 		t.Errorf("1 ms before a whole token: waits %v, want 1ms", wait)
 	}
-	if wait := b.take(t0.Add(2 * time.Second)); wait != 0 {
+	if wait := b.take(t0.Add(2*time.Second), 1); wait != 0 {
 		t.Errorf("waits %v after a token refilled", wait)
 	}
 	// Idle time never banks more than the burst.
 	for i := 0; i < 2; i++ {
-		if b.take(t0.Add(time.Hour)) != 0 {
+		if b.take(t0.Add(time.Hour), 1) != 0 {
 			t.Fatal("burst not restored")
 		}
 	}
-	if b.take(t0.Add(time.Hour)) == 0 {
+	if b.take(t0.Add(time.Hour), 1) == 0 {
 		t.Error("banked more than the burst")
 	}
 	// No limit: nothing ever waits.
 	free := tokenBucket{}
 	for range 100 {
-		if free.take(t0) != 0 {
+		if free.take(t0, 1) != 0 {
 			t.Fatal("rate 0 made a line wait")
 		}
+	}
+}
+
+// TestTokenBucketCost checks lines that cost more than one: one is taken
+// while a token is left, into debt, and the next waits for the debt.
+func TestTokenBucketCost(t *testing.T) {
+	b := tokenBucket{rate: 10, burst: 20, tokens: 20}
+	t0 := time.Unix(0, 0)
+	cost := lineCost(maxTextLen, 100) // a 4 KB line to 100 members
+	if cost != 12.5 {
+		t.Fatalf("lineCost(4096, 100) = %g, want 12.5", cost)
+	}
+	if lineCost(64, 500) != 1 || lineCost(0, 1000) != 1 {
+		t.Error("a short line to a room counts as more than one")
+	}
+	taken := 0
+	for b.take(t0, cost) == 0 {
+		taken++
+	}
+	if taken != 2 { // 20 → 7.5 → -5
+		t.Errorf("%d lines of cost %g taken from a burst of 20, want 2", taken, cost)
+	}
+	if wait := b.take(t0, cost); wait != 600*time.Millisecond {
+		t.Errorf("after the burst a line waits %v, want 600ms (6 tokens at 10/s)", wait)
 	}
 }
 
@@ -346,4 +372,54 @@ func TestSlowedClientHoldsUpNobody(t *testing.T) {
 		cs.Close()
 	}
 	waitGoroutines(t, before)
+}
+
+// TestHeldBackCountsTowardsCutOff: time a member's lines wait for the
+// others' writers counts as time held back, as the rate's waits do: it
+// starts a spell, and a member held back for longer than MaxPaced without
+// a break is cut off with the same error, however few lines it sent.
+func TestHeldBackCountsTowardsCutOff(t *testing.T) {
+	const bound = time.Second
+	var mu sync.Mutex
+	now := time.Unix(1_000_000, 0)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	advance := func(d time.Duration) time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(d)
+		return now
+	}
+	ts := startTestServer(t, serverConfig{Rate: defaultRate, Burst: defaultBurst, MaxPaced: bound, Now: clock})
+	alice := join(t, ts.addr, "alice")
+	ts.server.mu.Lock()
+	m := ts.byName["alice"]
+	ts.server.mu.Unlock()
+
+	limit := tokenBucket{rate: defaultRate, burst: defaultBurst, tokens: defaultBurst}
+	if !ts.heldBack(m, &limit) || limit.spell.IsZero() {
+		t.Fatal("a first hold did not start a spell")
+	}
+	advance(bound / 2)
+	if !ts.heldBack(m, &limit) {
+		t.Fatal("cut off within the bound")
+	}
+	// A line that finds the bucket full ends the spell.
+	advance(bound / 4)
+	if limit.take(clock(), 1); !limit.spell.IsZero() {
+		t.Fatal("a full bucket did not end the spell")
+	}
+	if !ts.heldBack(m, &limit) {
+		t.Fatal("cut off at the start of a new spell")
+	}
+	advance(bound + time.Millisecond)
+	if ts.heldBack(m, &limit) {
+		t.Fatal("held back past the bound and not cut off")
+	}
+	recvUntil(t, alice, floodedText(defaultRate, bound), 5*time.Second)
+	expectClosed(t, alice.conn)
+	ts.logged(t, evLeave, "alice left the chat (over the line rate for 1s without a break)")
 }

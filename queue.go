@@ -1,6 +1,7 @@
 // Each member's bounded outbound queue, and what keeps it bounded without
-// losing a reading client's lines: notice batching, pacing of broadcasters,
-// and the buffers members hold only while they have something to send.
+// losing a reading client's lines: notice batching, broadcasters waiting
+// for writers that are behind, and the buffers members hold only while
+// they have something to send.
 
 package main
 
@@ -13,7 +14,7 @@ import (
 // pushLocked queues text for every member but skip; s.mu must be held.
 // Members whose queue is full are returned for kick; members whose queue
 // is over half full while their writer is not stalled in a Write are
-// returned for pace.
+// returned for waitForWriters.
 func (s *server) pushLocked(text string, skip *member) (kicked, behind []*member) {
 	for _, m := range s.members {
 		if m == skip {
@@ -43,21 +44,23 @@ func (s *server) noticeLocked(text string, skip *member) (kicked []*member) {
 	return kicked
 }
 
-// pace holds a broadcaster back while writers that are only short of CPU
-// drain their queues. On two cores, one reader goroutine can push a
-// client's whole burst to every queue in one time slice while the writers
-// that would drain them wait to run; without pacing a burst longer than
-// the queue bound disconnects clients that are reading. Waiting here
-// leaves the rest of the burst in the sender's socket, so TCP slows the
-// sender instead. It does not wait for a writer stalled in a Write (a
-// client that stopped reading is still disconnected when its queue fills),
-// and never longer than paceLimit in all.
-func (s *server) pace(behind []*member) {
+// waitForWriters holds a broadcaster back while writers that are only
+// short of CPU drain their queues. On two cores, one reader goroutine can
+// push a client's whole burst to every queue in one time slice while the
+// writers that would drain them wait to run; without this wait a burst
+// longer than the queue bound disconnects clients that are reading.
+// Waiting here leaves the rest of the burst in the sender's socket, so TCP
+// slows the sender instead. It does not wait for a writer stalled in a
+// Write (a client that stopped reading is still disconnected when its
+// queue fills), and never longer than writerWaitLimit in all. It reports
+// whether it waited: the sender's time held back counts towards the
+// line-rate limit's cut-off (see heldBack).
+func (s *server) waitForWriters(behind []*member) (waited bool) {
 	if len(behind) == 0 {
-		return
+		return false
 	}
-	deadline := time.Now().Add(paceLimit)
-	timer := time.NewTimer(paceLimit)
+	deadline := time.Now().Add(writerWaitLimit)
+	timer := time.NewTimer(writerWaitLimit)
 	defer timer.Stop()
 	for _, m := range behind {
 		for m.out.len() > m.out.limit/4 {
@@ -65,6 +68,7 @@ func (s *server) pace(behind []*member) {
 			if m.out.stalled(now) || !now.Before(deadline) {
 				break
 			}
+			waited = true
 			// Wake when the writer takes a batch, when its current Write
 			// would count as stalled, or at the deadline.
 			wait := deadline.Sub(now)
@@ -78,11 +82,12 @@ func (s *server) pace(behind []*member) {
 			}
 		}
 	}
+	return waited
 }
 
 const (
-	// paceLimit is the longest pace holds a broadcaster back.
-	paceLimit = 100 * time.Millisecond
+	// writerWaitLimit is the longest waitForWriters holds a broadcaster back.
+	writerWaitLimit = 100 * time.Millisecond
 	// writeStall is how long a Write lasts before its client counts as
 	// not reading. A Write to a reading client returns at once, but on a
 	// busy machine its writer may wait a while for a core afterwards.
@@ -115,7 +120,7 @@ type outQueue struct {
 	urgent bool          // a text that is not a notice is queued
 	ready  chan struct{} // holds one token when the writer should look
 
-	took       chan struct{} // holds one token after the writer took a batch, for pace
+	took       chan struct{} // holds one token after the writer took a batch, for waitForWriters
 	writeSince atomic.Int64  // when the writer's current conn.Write began (Unix ns), 0 outside one
 }
 
@@ -147,9 +152,9 @@ func (q *outQueue) push(text string, notice bool) (queued int, ok bool) {
 		q.mu.Unlock()
 		return 0, true
 	}
-	if len(q.items) >= q.limit {
+	if n := len(q.items); n >= q.limit {
 		q.mu.Unlock()
-		return len(q.items), false
+		return n, false
 	}
 	if notice && len(q.items) >= q.limit/2 {
 		notice = false // a queue half full of notices is not held back

@@ -37,7 +37,7 @@ func (l bigBuffers) Accept() (net.Conn, error) {
 }
 
 func TestSlowReaderDoesNotStallOthers(t *testing.T) {
-	ts := startTestServerOn(t, serverConfig{QueueLen: 64}, func(l net.Listener) net.Listener { return smallBuffers{l} })
+	ts := startTestServerOn(t, serverConfig{QueueLen: 64, SocketBuffer: -1}, func(l net.Listener) net.Listener { return smallBuffers{l} })
 	// The sluggard completes the handshake and then never reads again.
 	slow, _ := rawClassic(t, ts.addr, "sluggard")
 	slow.(*net.TCPConn).SetReadBuffer(4096)
@@ -160,15 +160,17 @@ func TestOutQueueNotices(t *testing.T) {
 }
 
 // TestBurstLongerThanQueueKeepsReaders sends bursts far longer than the
-// queue bound to clients that all read: pacing must slow the senders down
-// instead of disconnecting readers whose writers are only waiting for CPU.
+// queue bound to clients that all read: waitForWriters must slow the
+// senders down instead of disconnecting readers whose writers are only
+// waiting for CPU.
 //
 // Socket buffers are made large enough for the whole burst, so no writer
-// ever blocks in a Write: pacing rightly does not wait for a client whose
-// socket is full (it may have stopped reading), and on a loaded machine a
-// reader that is not scheduled for a while would look like one.
+// ever blocks in a Write: waitForWriters rightly does not wait for a
+// client whose socket is full (it may have stopped reading), and on a
+// loaded machine a reader that is not scheduled for a while would look
+// like one.
 func TestBurstLongerThanQueueKeepsReaders(t *testing.T) {
-	ts := startTestServerOn(t, serverConfig{QueueLen: 16}, func(l net.Listener) net.Listener { return bigBuffers{l} })
+	ts := startTestServerOn(t, serverConfig{QueueLen: 16, SocketBuffer: -1}, func(l net.Listener) net.Listener { return bigBuffers{l} })
 	const readers, senders, each = 20, 2, 150
 	var rs []*clientSession
 	for i := range readers {

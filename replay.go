@@ -357,7 +357,7 @@ func (rp *replayer) event(ev *captureEvent) string {
 		c = rp.newConn(ev.Conn, ev.T)
 		c.client, c.server = ev.Client, ev.Server
 		if c.shown {
-			rp.pace(ev.T)
+			rp.keepTime(ev.T)
 			rp.out.open(c)
 		}
 	case capData:
@@ -418,7 +418,7 @@ func (rp *replayer) endConn(c *replayConn, closed bool) {
 	c.dirs[wireC2S].r.end()
 	c.dirs[wireS2C].r.end()
 	if c.shown {
-		rp.pace(c.now)
+		rp.keepTime(c.now)
 		rp.out.close(c, c.now, closed)
 		rp.stats.bytes += c.bytes[0] + c.bytes[1]
 	}
@@ -441,8 +441,8 @@ func (rp *replayer) finish() {
 	rp.out.end(rp.stats)
 }
 
-// pace sleeps for the recorded gap before t, scaled by -speed.
-func (rp *replayer) pace(t float64) {
+// keepTime sleeps for the recorded gap before t, scaled by -speed.
+func (rp *replayer) keepTime(t float64) {
 	if rp.opts.speed <= 0 {
 		return
 	}
@@ -502,6 +502,6 @@ func (rp *replayer) frame(c *replayConn, d wireDir, payload []byte, partial stri
 	case f.Kind == kindSealed:
 		rp.stats.undecrypted++
 	}
-	rp.pace(f.T)
+	rp.keepTime(f.T)
 	rp.out.frame(f)
 }

@@ -126,8 +126,8 @@ func (s *modernSession) noteRSA(f *replayFrame) {
 
 // hashHello adds a hello frame, header included, to the transcript.
 func (s *modernSession) hashHello(payload []byte) {
-	h := recordHeader(len(payload))
-	s.transcript.Write(h[:])
+	var h [headerLen]byte
+	s.transcript.Write(appendFrameHeader(h[:0], len(payload)))
 	s.transcript.Write(payload)
 	s.hellos++
 }

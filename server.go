@@ -10,17 +10,15 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"os"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,19 +29,36 @@ import (
 const (
 	defaultQueueLen = 1024
 	writeTimeout    = 10 * time.Second
-	maxCoalesce     = 64 << 10 // bytes gathered into one Write
+	// socketBuffer bounds the kernel's send and receive buffers of each
+	// connection (Linux gives twice this). The send buffer would otherwise
+	// grow to tcp_wmem's 4 MiB for a client that stopped reading (180 of
+	// them took the kernel's TCP memory to 790 MiB), and the receive
+	// buffer of a client held back by the line rate towards tcp_rmem's. Chat does not notice: a
+	// writer coalesces at most 64 KiB per Write.
+	socketBuffer = 32 << 10
+	maxCoalesce  = 64 << 10 // bytes gathered into one Write
 	// serverReadBuffer is a member's read buffer, kept for as long as they
 	// stay: most frames fit, and a larger one is read straight through.
 	serverReadBuffer = 1 << 10
 )
 
-// remoteIP is the IP part of a connection's remote address.
+// remoteIP is what a connection counts against for -max-per-addr: its
+// peer's IPv4 address, or the /64 network of its IPv6 address, since one
+// IPv6 host or home is handed a whole /64 and may use any address in it.
 func remoteIP(c net.Conn) string {
 	addr := c.RemoteAddr().String()
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		return host
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			return host
+		}
+		return addr
 	}
-	return addr
+	ip := ap.Addr().Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	return netip.PrefixFrom(ip.WithZone(""), 64).Masked().String()
 }
 
 // serverEvent is one line of the server's log; the UI colours it by Kind.
@@ -80,6 +95,7 @@ type serverConfig struct {
 	Burst            int           // lines a client may send at once before Rate applies
 	MaxPaced         time.Duration // longest a client is slowed without a break; 0 = defaultMaxPaced
 	QueueLen         int
+	SocketBuffer     int // kernel send and receive buffer per connection; 0 = socketBuffer, negative = the kernel's (for tests that size them)
 	Rand             io.Reader
 	Now              func() time.Time
 	Record           *capture
@@ -135,6 +151,9 @@ func newServer(cfg serverConfig) (*server, error) {
 	}
 	if cfg.QueueLen <= 0 {
 		cfg.QueueLen = defaultQueueLen
+	}
+	if cfg.SocketBuffer == 0 {
+		cfg.SocketBuffer = socketBuffer
 	}
 	if cfg.MaxFrame <= 0 || cfg.MaxFrame > maxFrameLen {
 		cfg.MaxFrame = maxFrameLen
@@ -276,6 +295,10 @@ func (s *server) Shutdown() {
 
 // handle owns one connection from accept to close.
 func (s *server) handle(conn net.Conn) {
+	if tc := tcpConn(conn); tc != nil && s.cfg.SocketBuffer > 0 {
+		tc.SetWriteBuffer(s.cfg.SocketBuffer)
+		tc.SetReadBuffer(s.cfg.SocketBuffer)
+	}
 	addr := conn.RemoteAddr().String()
 	m, err := s.handshake(conn, addr)
 	if err != nil {
@@ -463,13 +486,14 @@ func (s *server) sendAndClose(conn net.Conn, rc recordCipher, text string) {
 	conn.Close()
 }
 
-// broadcast queues text for everyone (skip may be nil).
-func (s *server) broadcast(text string, skip *member) {
+// broadcast queues text for everyone (skip may be nil), and reports
+// whether it waited for writers that were behind (see waitForWriters).
+func (s *server) broadcast(text string, skip *member) (held bool) {
 	s.mu.Lock()
 	kicked, behind := s.pushLocked(text, skip)
 	s.mu.Unlock()
 	s.kick(kicked)
-	s.pace(behind)
+	return s.waitForWriters(behind)
 }
 
 // send queues text for one member.
@@ -485,9 +509,31 @@ func (s *server) send(m *member, text string) {
 // kick disconnects members whose queue overflowed: they stopped reading.
 func (s *server) kick(ms []*member) {
 	for _, m := range ms {
+		m.abort()
 		s.remove(m, "outbound queue full (client not reading)")
 		m.conn.Close() // unblocks a writer stuck in Write
 	}
+}
+
+// abort makes the member's connection close at once when it closes,
+// discarding what its client never read (SO_LINGER 0: a reset), so that a
+// client that stopped reading leaves no orphaned socket holding its data
+// in the kernel for minutes. Members who leave in the ordinary way get an
+// ordinary close, which delivers what was queued.
+func (m *member) abort() {
+	if tc := tcpConn(m.conn); tc != nil {
+		tc.SetLinger(0)
+	}
+}
+
+// tcpConn is the TCP connection under c (a recorded connection's too), or
+// nil for a connection that is not TCP.
+func tcpConn(c net.Conn) *net.TCPConn {
+	if rc, ok := c.(*recConn); ok {
+		c = rc.Conn
+	}
+	tc, _ := c.(*net.TCPConn)
+	return tc
 }
 
 // remove takes a member out of the hub and tells the others. It is
@@ -551,6 +597,7 @@ func (s *server) writeLoop(m *member) {
 		}
 		writeBuffers.put(buf)
 		if err != nil {
+			m.abort() // what the client did not take in 10 s it will not take
 			s.remove(m, "write failed: "+err.Error())
 			return
 		}
@@ -569,56 +616,20 @@ func appendSealedFrame(buf []byte, rc recordCipher, text string) ([]byte, error)
 }
 
 // frameSealer returns what a member's writer seals its texts with:
-// appendSealedFrame, or in the classic suite a classicFrameSealer.
+// appendSealedFrame, or in the classic suite sealClassic with a
+// classicSealer of the writer's own, straight into its buffer.
 func frameSealer(rc recordCipher) func(buf []byte, text string) ([]byte, error) {
 	if c, ok := rc.(*classicCipher); ok {
-		return (&classicFrameSealer{c: c}).appendFrame
+		sealer := &classicSealer{c: c}
+		return func(buf []byte, text string) ([]byte, error) {
+			framed, err := sealClassic(sealer, appendFrameHeader(buf, classicSealedLen(len(text))), text)
+			if err != nil {
+				return buf, err
+			}
+			return framed, nil
+		}
 	}
 	return func(buf []byte, text string) ([]byte, error) { return appendSealedFrame(buf, rc, text) }
-}
-
-// classicFrameSealer is appendSealedFrame for a classic member's writer:
-// the same bytes (TestClassicFrameSealer) for less work. It keeps one CBC
-// encrypter and sets its IV for each record, as crypto/tls does, where
-// cipher.NewCBCEncrypter copies the AES key schedule (about 500 bytes)
-// every time; and it seals straight into the writer's buffer. Measured
-// with bench -rsa-limit, 3 runs each: 0.87–1.07 million deliveries/s
-// (median 1.05) with classicCipher.seal, at the floor of 1 million;
-// 1.54–1.61 million (median 1.56) with this.
-type classicFrameSealer struct {
-	c      *classicCipher
-	enc    cbcMode
-	record []byte // IV || ciphertext, between encryption and base64
-}
-
-// cbcMode is a CBC encrypter or decrypter whose IV can be set again.
-type cbcMode interface {
-	cipher.BlockMode
-	SetIV(iv []byte)
-}
-
-func (s *classicFrameSealer) appendFrame(buf []byte, text string) ([]byte, error) {
-	n := aes.BlockSize - len(text)%aes.BlockSize // PKCS#7, as pkcs7Pad
-	record := slices.Grow(s.record[:0], cbcIVSize+len(text)+n)[:cbcIVSize]
-	iv := record[:cbcIVSize]
-	if _, err := io.ReadFull(s.c.rand, iv); err != nil {
-		return buf, err
-	}
-	record = append(record, text...)
-	for range n {
-		record = append(record, byte(n))
-	}
-	if s.enc == nil {
-		s.enc = cipher.NewCBCEncrypter(s.c.block, iv).(cbcMode)
-	} else {
-		s.enc.SetIV(iv)
-	}
-	s.enc.CryptBlocks(record[cbcIVSize:], record[cbcIVSize:])
-	s.record = record
-
-	header := recordHeader(base64.StdEncoding.EncodedLen(len(record)))
-	buf = append(buf, header[:]...)
-	return base64.StdEncoding.AppendEncode(buf, record), nil
 }
 
 // readLoop reads the member's records until they leave.
@@ -629,10 +640,13 @@ func (s *server) readLoop(m *member) {
 	limit := tokenBucket{rate: s.cfg.Rate, burst: float64(s.cfg.Burst), tokens: float64(s.cfg.Burst)}
 	var buf []byte
 	for {
-		payload, err := readFrameInto(br, s.cfg.MaxFrame, buf)
+		payload, err := readFrameTimed(m.conn, br, s.cfg.MaxFrame, buf)
 		if err != nil {
 			why := "connection closed"
 			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				why = fmt.Sprintf("frame not finished within %s", frameTimeout)
+				m.abort()
 			case errors.Is(err, errFrameHeader), errors.Is(err, errFrameTooLong):
 				why = "protocol violation: " + err.Error()
 			case errors.Is(err, io.ErrUnexpectedEOF):
@@ -657,39 +671,45 @@ func (s *server) readLoop(m *member) {
 			s.logf(evDropped, "%s: %v, dropped (%d so far)", m.name, err, dropped)
 			continue
 		}
-		if wait := limit.take(s.cfg.Now()); wait > 0 && !s.slowDown(m, &limit, wait) {
+		cost := s.lineCost(raw)
+		if wait := limit.take(s.cfg.Now(), cost); wait > 0 && !s.slowDown(m, &limit, wait, cost) {
 			return
 		}
-		if quit := s.handleText(m, string(raw)); quit {
+		quit, held := s.handleText(m, string(raw))
+		if quit {
 			s.remove(m, "/quit")
+			return
+		}
+		if held && !s.heldBack(m, &limit) {
 			return
 		}
 	}
 }
 
-// handleText interprets one line from a member; it reports whether they quit.
-func (s *server) handleText(m *member, text string) (quit bool) {
+// handleText interprets one line from a member; it reports whether they
+// quit, and whether their line was held back for the others' writers
+// (see waitForWriters).
+func (s *server) handleText(m *member, text string) (quit, held bool) {
 	text = strings.TrimSpace(text)
 	if text == "" {
-		return false
+		return false, false
 	}
 	if len(text) > maxTextLen {
 		s.send(m, s.stamp(fmt.Sprintf("[ERROR] Message too long (max %d bytes)", maxTextLen)))
-		return false
+		return false, false
 	}
 	if !strings.HasPrefix(text, "/") {
 		text = strings.TrimSpace(sanitizeText(text))
 		if text == "" {
-			return false
+			return false, false
 		}
 		s.logf(evBroadcast, "%s: %s", m.name, text)
-		s.broadcast(s.stamp(m.name+": "+text), nil)
-		return false
+		return false, s.broadcast(s.stamp(m.name+": "+text), nil)
 	}
 	cmd, rest, _ := strings.Cut(text, " ")
 	switch cmd {
 	case "/quit":
-		return true
+		return true, false
 	case "/list":
 		s.mu.Lock()
 		names := make([]string, len(s.members))
@@ -705,7 +725,7 @@ func (s *server) handleText(m *member, text string) (quit bool) {
 	default:
 		s.send(m, s.stamp("[ERROR] Unknown command: "+sanitizeText(cmd)+" (try /help)"))
 	}
-	return false
+	return false, false
 }
 
 // parsePM splits the arguments of "/pm user text"; text is sanitized and

@@ -313,7 +313,7 @@ func checkWirePanel(t *testing.T, rows []pageWireRow, captured [2][][]byte) {
 		if err != nil {
 			t.Fatalf("row %d: payload %q: %v", i+1, r.Payload, err)
 		}
-		if want := string(frameHeader(len(p))); r.Header != want || r.HeaderCell != want {
+		if want := fmt.Sprintf("%010d", len(p)); r.Header != want || r.HeaderCell != want {
 			t.Errorf("row %d: header %q, cell %q; want %q for %d bytes", i+1, r.Header, r.HeaderCell, want, len(p))
 		}
 		shown := string(p)

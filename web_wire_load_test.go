@@ -57,6 +57,9 @@ func TestLiveWireStuckViewer(t *testing.T) {
 	for i := range n {
 		a.Send(fmt.Sprintf("%d %s", i, big))
 		expect(t, b, fmt.Sprintf("sender: %d %s", i, big))
+		// The sender reads its echo too: a client that reads nothing is
+		// dropped once its socket's bounded buffers fill.
+		expect(t, a, fmt.Sprintf("sender: %d %s", i, big))
 	}
 	// 5 handshake frames each, the join notice, and per message one frame
 	// in and two out (the echo and the relay).
