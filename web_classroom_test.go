@@ -511,8 +511,43 @@ func procRSS(pid int) (rss, peak float64) {
 	return rss, peak
 }
 
-// treeRSS is the resident memory of process pid and all its descendants.
-func treeRSS(pid int) float64 {
+// procCPU is the CPU time process pid has used, user and system, in
+// seconds (0 where there is none).
+func procCPU(pid int) float64 {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// After "pid (comm)": state is field 0, utime 11 and stime 12, in ticks of 1/100 s.
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	s, _ := strconv.ParseFloat(f[12], 64)
+	return (u + s) / 100
+}
+
+// procPSS is process pid's proportional set size in bytes, from /proc: its
+// resident memory with each page shared among n processes counted 1/n (0
+// where there is none).
+func procPSS(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "Pss:" {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			return v * 1024
+		}
+	}
+	return 0
+}
+
+// treePSS is the memory of process pid and all its descendants, each page
+// counted once (the sum of their proportional set sizes).
+func treePSS(pid int) float64 {
 	children := map[int][]int{}
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
@@ -535,8 +570,7 @@ func treeRSS(pid int) float64 {
 	for todo := []int{pid}; len(todo) > 0; {
 		p := todo[len(todo)-1]
 		todo = todo[:len(todo)-1]
-		rss, _ := procRSS(p)
-		total += rss
+		total += procPSS(p)
 		todo = append(todo, children[p]...)
 	}
 	return total
@@ -561,7 +595,8 @@ func classSize(b *testing.B) int {
 // every tab waits until it shows all 30. It reports the seconds from
 // opening the pages until the last one joined, from the sends until the
 // last line reached the last tab, the page's own median time from opening
-// to joined, the server process's memory, and the whole browser's. The
+// to joined, the server process's memory and CPU time (from its start), and the
+// whole browser's memory (PSS). The
 // tabs share this machine's cores, where a class has a machine each.
 func BenchmarkClassOf30(b *testing.B) {
 	chromium, err := exec.LookPath("chromium")
@@ -576,7 +611,7 @@ func BenchmarkClassOf30(b *testing.B) {
 	if p := chromedp.FromContext(bctx).Browser.Process(); p != nil {
 		browserPID = p.Pid
 	}
-	var joinedS, deliveredS, pageMs, rss, peak, browserRSS float64
+	var joinedS, deliveredS, pageMs, rss, peak, cpu, browserPSS float64
 	b.ResetTimer()
 	for iter := 0; iter < b.N; iter++ {
 		b.StopTimer()
@@ -660,17 +695,19 @@ func BenchmarkClassOf30(b *testing.B) {
 		b.StopTimer()
 
 		r, p := procRSS(srv.cmd.Process.Pid)
+		c := procCPU(srv.cmd.Process.Pid)
+		cpu += c
 		rss += r
 		peak = max(peak, p)
 		if browserPID != 0 {
-			browserRSS += treeRSS(browserPID)
+			browserPSS += treePSS(browserPID)
 		}
 		sort.Float64s(ms)
 		pageMs += ms[n/2]
 		joinedS += joined.Seconds()
 		deliveredS += delivered.Seconds()
-		b.Logf("%d tabs: all joined in %.1f s (page's open to joined: median %.0f ms, slowest %.0f ms); %d lines to all in %.1f s; server RSS %.1f MB",
-			n, joined.Seconds(), ms[n/2], ms[n-1], n, delivered.Seconds(), r/1e6)
+		b.Logf("%d tabs: all joined in %.1f s (page's open to joined: median %.0f ms, slowest %.0f ms); %d lines to all in %.1f s; server RSS %.1f MB, CPU %.2f s",
+			n, joined.Seconds(), ms[n/2], ms[n-1], n, delivered.Seconds(), r/1e6, c)
 		for _, closeTab := range closeTabs {
 			closeTab()
 		}
@@ -684,7 +721,8 @@ func BenchmarkClassOf30(b *testing.B) {
 	b.ReportMetric(pageMs/N, "ms-median-page-to-joined")
 	b.ReportMetric(rss/N/1e6, "MB-server-RSS")
 	b.ReportMetric(peak/1e6, "MB-server-peak-RSS")
+	b.ReportMetric(cpu/N, "s-server-CPU")
 	if browserPID != 0 {
-		b.ReportMetric(browserRSS/N/1e6, "MB-browser-RSS")
+		b.ReportMetric(browserPSS/N/1e6, "MB-browser-PSS")
 	}
 }
