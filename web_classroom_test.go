@@ -595,9 +595,9 @@ func classSize(b *testing.B) int {
 // every tab waits until it shows all 30. It reports the seconds from
 // opening the pages until the last one joined, from the sends until the
 // last line reached the last tab, the page's own median time from opening
-// to joined, the server process's memory and CPU time (from its start), and the
-// whole browser's memory (PSS). The
-// tabs share this machine's cores, where a class has a machine each.
+// to joined, the server process's memory and CPU time (since its start),
+// and the whole browser's memory (PSS). The tabs share this machine's
+// cores, where a class has a machine each.
 func BenchmarkClassOf30(b *testing.B) {
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
