@@ -161,6 +161,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stdout, "Students open: %s/\n", base)
 		fmt.Fprintf(stdout, "Live wire: %s/wire (what anyone on the network sees)\n", base)
 		fmt.Fprintf(stdout, "Teacher's wire: %s (adds the text of every message: keep it to yourself)\n", teacherURL(base, token))
+		if missing := webClientMissing(); missing != "" {
+			fmt.Fprintf(stderr, "encchat: warning: -web: %s\n", missing)
+		}
 	}
 	fmt.Fprintln(stdout, "Status: Listening for secure connections... (Ctrl-C to stop)")
 	fmt.Fprintln(stdout, bar)

@@ -149,6 +149,9 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if web != nil {
+		if missing := webClientMissing(); missing != "" {
+			fmt.Fprintf(stderr, "encchat: warning: tap -web: %s\n", missing)
+		}
 		// After the tap: it has closed the listener, so /ws hands over nothing more.
 		defer func() {
 			if err := web.Close(); err != nil {

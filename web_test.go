@@ -627,6 +627,10 @@ func TestRunServerWeb(t *testing.T) {
 		}
 	}
 	tcpAddr, webAddr := m[1], m[2]
+	// Where go generate has not built the client, the server says how to.
+	if missing := webClientMissing(); (missing != "") != strings.Contains(errb.String(), "go generate") {
+		t.Errorf("client missing: %q; the server's warnings:\n%s", missing, errb.String())
+	}
 
 	resp, err := http.Get("http://" + webAddr + "/")
 	if err != nil {
