@@ -629,14 +629,6 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-// plural picks the word for n things.
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}
-
 // seconds formats a capture time.
 func seconds(t float64) string {
 	return strconv.FormatFloat(t, 'f', 3, 64) + " s"

@@ -379,26 +379,6 @@ func cutLine(s string, n int) (line, rest string) {
 	return s[:cut], s[cut:]
 }
 
-// printable escapes what must not reach a terminal from a capture: control
-// characters (isControl) and invalid UTF-8 become \x.. or \u.... escapes.
-func printable(s string) string {
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c < 0x20 || c == 0x7f {
-				return escapeControls(s)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if (r == utf8.RuneError && size == 1) || isControl(r) {
-			return escapeControls(s)
-		}
-		i += size
-	}
-	return s
-}
-
 func escapeControls(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); {
