@@ -547,11 +547,14 @@ func (m *member) abort() {
 	}
 }
 
-// tcpConn is the TCP connection under c (a recorded connection's too), or
-// nil for a connection that is not TCP.
+// tcpConn is the TCP connection under c (a recorded connection's too, and
+// a WebSocket's), or nil for a connection that is not TCP.
 func tcpConn(c net.Conn) *net.TCPConn {
 	if rc, ok := c.(*recConn); ok {
 		c = rc.Conn
+	}
+	if wc, ok := c.(interface{ rawConn() net.Conn }); ok { // a WebSocket (web.go)
+		c = wc.rawConn()
 	}
 	tc, _ := c.(*net.TCPConn)
 	return tc
