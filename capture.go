@@ -18,11 +18,9 @@ import (
 const (
 	captureVersion    = 1
 	captureFlushEvery = 200 * time.Millisecond
-	captureKickAt     = 1 << 20   // pending bytes that wake the writer before its tick
-	captureMaxPending = 64 << 20  // past this, recording stops rather than slow the chat
-	captureMaxLine    = 16 << 20  // longest capture line replay accepts
-	keylogClassic     = "CLASSIC" // keylog label of a classic session
-	classicKeylogID   = 8         // bytes of the RSA-OAEP blob that name a classic session
+	captureKickAt     = 1 << 20  // pending bytes that wake the writer before its tick
+	captureMaxPending = 64 << 20 // past this, recording stops rather than slow the chat
+	captureMaxLine    = 16 << 20 // longest capture line replay accepts
 )
 
 // wireDir is a direction on the wire.

@@ -14,7 +14,6 @@ import (
 	"io"
 	"math"
 	"time"
-	"unicode/utf8"
 )
 
 // captureHeader is the first line of a capture.
@@ -284,13 +283,4 @@ func (cr *captureReader) parse(line []byte, ev *captureEvent) string {
 		cr.data = nil
 	}
 	return ""
-}
-
-// truncateRunes shortens s to at most n runes, marking the cut with "…".
-func truncateRunes(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
 }

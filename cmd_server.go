@@ -30,7 +30,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	keylogFile := fs.String("keylog", "", "append session keys to this key log `file`")
 	maxClients := fs.Int("max-clients", 1000, "most users online at once; more get \"ERROR: Server full\"")
 	hsTimeout := fs.Duration("handshake-timeout", 10*time.Second, "close connections that do not finish the handshake in this `time`")
-	maxPerAddr := fs.Int("max-per-addr", 256, "most connections from one IP address (0: no limit)")
+	maxPerAddr := fs.Int("max-per-addr", 256, "most connections from one IPv4 address or IPv6 /64 (0: no limit)")
 	rate := fs.Float64("rate", defaultRate, "chat lines per second a client may send after its burst (0: no limit)")
 	burst := fs.Int("burst", defaultBurst, "lines a client may send at once before -rate applies")
 	maxFrame := fs.Int("max-frame", maxFrameLen, "largest frame a client may send, in `bytes` (1024 to 65536); a larger one closes its connection")

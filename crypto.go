@@ -1,7 +1,9 @@
 // What both suites share: the record-cipher interface a handshake returns,
-// the configuration every handshake takes, the suite names, and the errors
-// every decryption failure collapses into. The classic suite is in
-// classic.go, the modern one in modern.go and modern_handshake.go.
+// the configuration every handshake takes, the suite names, the errors
+// every decryption failure collapses into, and the plain names of a
+// handshake's timeouts and early closes (handshakeError). The classic
+// suite is in classic.go, the modern one in modern.go and
+// modern_handshake.go.
 
 package main
 
@@ -9,7 +11,9 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 )
 
 // Suite names, as on the command line and in known_servers.
@@ -79,4 +83,16 @@ func (cfg *handshakeConfig) withDefaults() *handshakeConfig {
 		c.Step = func(handshakeStep) {}
 	}
 	return &c
+}
+
+// handshakeError names timeouts and early closes plainly.
+func handshakeError(err error, during string) error {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("handshake timeout during %s", during)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("closed during %s", during)
+	}
+	return fmt.Errorf("%s: %w", during, err)
 }

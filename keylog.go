@@ -201,3 +201,8 @@ func validKeylogLabel(s string) bool {
 	}
 	return true
 }
+
+const (
+	keylogClassic   = "CLASSIC" // keylog label of a classic session
+	classicKeylogID = 8         // bytes of the RSA-OAEP blob that name a classic session
+)

@@ -11,39 +11,6 @@ import (
 	"time"
 )
 
-// pushLocked queues text for every member but skip; s.mu must be held.
-// Members whose queue is full are returned for kick; members whose queue
-// is over half full while their writer is not stalled in a Write are
-// returned for waitForWriters.
-func (s *server) pushLocked(text string, skip *member) (kicked, behind []*member) {
-	for _, m := range s.members {
-		if m == skip {
-			continue
-		}
-		if queued, ok := m.out.push(text, false); !ok {
-			kicked = append(kicked, m)
-		} else if queued > m.out.limit/2 && !m.out.stalled(time.Now()) {
-			behind = append(behind, m)
-		}
-	}
-	return kicked, behind
-}
-
-// noticeLocked queues a join or leave notice for every member but skip;
-// it may wait up to noticeDelay to share a write (see outQueue). Members
-// whose queue is full are returned for kick; s.mu must be held.
-func (s *server) noticeLocked(text string, skip *member) (kicked []*member) {
-	for _, m := range s.members {
-		if m == skip {
-			continue
-		}
-		if _, ok := m.out.push(text, true); !ok {
-			kicked = append(kicked, m)
-		}
-	}
-	return kicked
-}
-
 // waitForWriters holds a broadcaster back while writers that are only
 // short of CPU drain their queues. On two cores, one reader goroutine can
 // push a client's whole burst to every queue in one time slice while the

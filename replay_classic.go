@@ -376,13 +376,6 @@ func byteLabel(b byte) string {
 	return fmt.Sprintf("0x%02x", b)
 }
 
-func hexPreview(p []byte, n int) string {
-	if len(p) <= n {
-		return hex.EncodeToString(p)
-	}
-	return hex.EncodeToString(p[:n]) + "…"
-}
-
 func truncateBytes(p []byte, n int) string {
 	if len(p) <= n {
 		return string(p)

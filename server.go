@@ -465,18 +465,6 @@ func (c *readCounter) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// handshakeError names timeouts and early closes plainly.
-func handshakeError(err error, during string) error {
-	var ne net.Error
-	switch {
-	case errors.As(err, &ne) && ne.Timeout():
-		return fmt.Errorf("handshake timeout during %s", during)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("closed during %s", during)
-	}
-	return fmt.Errorf("%s: %w", during, err)
-}
-
 // sendAndClose sends one last text to a connection that never joined.
 func (s *server) sendAndClose(conn net.Conn, rc recordCipher, text string) {
 	if payload, err := rc.seal([]byte(text)); err == nil {
@@ -494,6 +482,39 @@ func (s *server) broadcast(text string, skip *member) (held bool) {
 	s.mu.Unlock()
 	s.kick(kicked)
 	return s.waitForWriters(behind)
+}
+
+// pushLocked queues text for every member but skip; s.mu must be held.
+// Members whose queue is full are returned for kick; members whose queue
+// is over half full while their writer is not stalled in a Write are
+// returned for waitForWriters.
+func (s *server) pushLocked(text string, skip *member) (kicked, behind []*member) {
+	for _, m := range s.members {
+		if m == skip {
+			continue
+		}
+		if queued, ok := m.out.push(text, false); !ok {
+			kicked = append(kicked, m)
+		} else if queued > m.out.limit/2 && !m.out.stalled(time.Now()) {
+			behind = append(behind, m)
+		}
+	}
+	return kicked, behind
+}
+
+// noticeLocked queues a join or leave notice for every member but skip;
+// it may wait up to noticeDelay to share a write (see outQueue). Members
+// whose queue is full are returned for kick; s.mu must be held.
+func (s *server) noticeLocked(text string, skip *member) (kicked []*member) {
+	for _, m := range s.members {
+		if m == skip {
+			continue
+		}
+		if _, ok := m.out.push(text, true); !ok {
+			kicked = append(kicked, m)
+		}
+	}
+	return kicked
 }
 
 // send queues text for one member.
@@ -526,11 +547,14 @@ func (m *member) abort() {
 	}
 }
 
-// tcpConn is the TCP connection under c (a recorded connection's too), or
-// nil for a connection that is not TCP.
+// tcpConn is the TCP connection under c (a recorded connection's too, and
+// a WebSocket's), or nil for a connection that is not TCP.
 func tcpConn(c net.Conn) *net.TCPConn {
 	if rc, ok := c.(*recConn); ok {
 		c = rc.Conn
+	}
+	if wc, ok := c.(interface{ rawConn() net.Conn }); ok { // a WebSocket (web.go)
+		c = wc.rawConn()
 	}
 	tc, _ := c.(*net.TCPConn)
 	return tc

@@ -24,13 +24,6 @@ import (
 // enough that a burst of chat arrives in few reads.
 const clientReadBuffer = 16 << 10
 
-// handshakeStep is one step of the client's handshake walk-through.
-type handshakeStep struct {
-	N, Total int
-	Title    string
-	Results  []string
-}
-
 // clientConfig is what a client session needs. Addr keys the pin in the
 // known-servers file, or in Pins; with neither, no pins are kept.
 type clientConfig struct {

@@ -317,3 +317,10 @@ func stepsOf(suite string) protocolSteps {
 	}
 	return nil
 }
+
+// handshakeStep is one step of the client's handshake walk-through.
+type handshakeStep struct {
+	N, Total int
+	Title    string
+	Results  []string
+}

@@ -1,10 +1,12 @@
 // The chat's texts and rules: the seed's server texts byte for byte, the
-// username rules, the removal of control characters, and the command table
-// that drives /help and the client's completion.
+// username rules, the removal of control characters, the command table
+// that drives /help and the client's completion, and the text helpers the
+// views share (plural, printable, truncateRunes, hexPreview).
 
 package main
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -181,4 +183,62 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// truncateRunes shortens s to at most n runes, marking the cut with "…".
+func truncateRunes(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// printable escapes what must not reach a terminal from a capture: control
+// characters (isControl) and invalid UTF-8 become \x.. or \u.... escapes.
+func printable(s string) string {
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f {
+				return escapeControls(s)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size == 1) || isControl(r) {
+			return escapeControls(s)
+		}
+		i += size
+	}
+	return s
+}
+
+// escapeControls is printable's slow path: each control character and
+// invalid byte of s as an escape.
+func escapeControls(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r < 0x80 && isControl(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case isControl(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// hexPreview is the first n bytes of p in hex, marking a cut with "…".
+func hexPreview(p []byte, n int) string {
+	if len(p) <= n {
+		return hex.EncodeToString(p)
+	}
+	return hex.EncodeToString(p[:n]) + "…"
 }

@@ -410,45 +410,6 @@ func cutLine(s string, n int) (line, rest string) {
 	return s[:cut], s[cut:]
 }
 
-// printable escapes what must not reach a terminal from a capture: control
-// characters (isControl) and invalid UTF-8 become \x.. or \u.... escapes.
-func printable(s string) string {
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c < 0x20 || c == 0x7f {
-				return escapeControls(s)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if (r == utf8.RuneError && size == 1) || isControl(r) {
-			return escapeControls(s)
-		}
-		i += size
-	}
-	return s
-}
-
-func escapeControls(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case r < 0x80 && isControl(r):
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case isControl(r):
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			b.WriteString(s[i : i+size])
-		}
-		i += size
-	}
-	return b.String()
-}
-
 // terminalLayout decides the width and colour of replay's output: COLUMNS
 // when set, the terminal's width when stdout is one, else 80; colour only on
 // a terminal and without NO_COLOR.

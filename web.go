@@ -212,6 +212,7 @@ var (
 )
 
 func (c *wsConn) Transport() string    { return "websocket" }
+func (c *wsConn) rawConn() net.Conn    { return c.raw }
 func (c *wsConn) RemoteAddr() net.Addr { return c.remote }
 func (c *wsConn) LocalAddr() net.Addr  { return c.local }
 

@@ -772,3 +772,34 @@ func BenchmarkJoin(b *testing.B) {
 		})
 	}
 }
+
+// TestWebSocketSocketTuning: the hub's socket tuning (bounded buffers, and
+// the reset of a client dropped for not reading) reaches the TCP
+// connection under a WebSocket, through a recording's wrapper too.
+func TestWebSocketSocketTuning(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan net.Conn, 1)
+	rec := newCapture(&memFile{}, "server", ln.Addr().String(), nil)
+	defer rec.Close()
+	web := startWebServer(ln, webConfig{Conn: func(nc net.Conn) { got <- rec.wrapConn(nc, "server") }})
+	defer web.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := dialWS(ctx, wsURL(ln.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	conn := <-got
+	defer conn.Close()
+	tc := tcpConn(conn)
+	if tc == nil {
+		t.Fatalf("tcpConn(%T) is nil: the hub cannot bound or reset a WebSocket's socket", conn)
+	}
+	if tc.RemoteAddr().String() != c.raw.LocalAddr().String() {
+		t.Errorf("tcpConn gives the socket of %s, want the client's %s", tc.RemoteAddr(), c.raw.LocalAddr())
+	}
+}
