@@ -61,13 +61,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		term:   &demoTerm{w: stdout},
 		stderr: stderr,
 		pal:    newPalette(colorEnabled(false, stdout)),
-		pacer:  newDemoPacer(stdout),
+		pager:  newDemoPager(stdout),
 		logged: make(chan struct{}, 1),
 		ctx:    ctx,
 	}
 	d.projector = *projector
-	defer d.pacer.close()
-	d.term.hold = d.pacer != nil
+	defer d.pager.close()
+	d.term.hold = d.pager != nil
 	d.stdout = d.term.speaker("", nil)
 	d.server = d.term.speaker("server", d.pal.dim)
 	var page *os.File
@@ -127,7 +127,7 @@ type demo struct {
 
 	// On a terminal the demo waits for Enter before each part after the
 	// first; ctx ends a wait.
-	pacer    *demoPacer
+	pager    *demoPager
 	ctx      context.Context
 	sections int
 
@@ -347,11 +347,11 @@ func (d *demo) stopped() bool { return d.ctx != nil && d.ctx.Err() != nil }
 
 // section starts a part of the demo with a rule.
 func (d *demo) section(title string) {
-	if d.sections++; d.sections > 1 && d.pacer != nil {
+	if d.sections++; d.sections > 1 && d.pager != nil {
 		d.printf("\n")
 		prompt := fmt.Sprintf("  press Enter for %s (Ctrl-C stops the demo) ", title)
 		d.page(prompt)
-		d.pacer.wait(d.ctx, d.term.w, d.pal.dim.Sprint(prompt))
+		d.pager.wait(d.ctx, d.term.w, d.pal.dim.Sprint(prompt))
 	}
 	if d.stopped() {
 		return

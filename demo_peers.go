@@ -241,7 +241,7 @@ func (p *demoPeer) close() {
 
 // demoTerm is the demo's terminal: every speaker's lines go out whole,
 // under one lock, with the speaker's name in front. On a terminal that the
-// demo paces, the lines are held and go out a screen at a time (page).
+// demo pauses, the lines are held and go out a screen at a time (page).
 type demoTerm struct {
 	mu   sync.Mutex
 	w    io.Writer
@@ -292,19 +292,19 @@ func (s *demoSpeaker) Write(p []byte) (int, error) {
 	}
 }
 
-// demoPacer holds the demo between its parts until the user presses Enter,
-// so that a part does not scroll away before anyone reads it. It paces only
+// demoPager holds the demo between its parts until the user presses Enter,
+// so that a part does not scroll away before anyone reads it. It pauses only
 // when stdin and stdout are both terminals; piped, the demo runs through.
 // It reads its own handle on the controlling terminal, whose read, unlike
 // stdin's, a deadline can interrupt (Ctrl-C ends a pause at once).
-type demoPacer struct {
+type demoPager struct {
 	tty *os.File
 	out *os.File // stdout, whose size a page fits
 	buf [256]byte
 }
 
-// newDemoPacer returns a pacer, or nil when the demo should not pause.
-func newDemoPacer(stdout io.Writer) *demoPacer {
+// newDemoPager returns a pager, or nil when the demo should not pause.
+func newDemoPager(stdout io.Writer) *demoPager {
 	if terminalFile(stdout) == nil || terminalFile(os.Stdin) == nil {
 		return nil
 	}
@@ -312,12 +312,12 @@ func newDemoPacer(stdout io.Writer) *demoPacer {
 	if err != nil {
 		return nil
 	}
-	return &demoPacer{tty: tty, out: terminalFile(stdout)}
+	return &demoPager{tty: tty, out: terminalFile(stdout)}
 }
 
 // size is the terminal's rows and columns: LINES and COLUMNS when set,
 // else the terminal's own, else 24 by 80.
-func (p *demoPacer) size() (rows, cols int) {
+func (p *demoPager) size() (rows, cols int) {
 	rows, cols = 24, 80
 	if p.out != nil {
 		if w, h, err := readline.GetSize(int(p.out.Fd())); err == nil && w > 0 && h > 0 {
@@ -347,7 +347,7 @@ func (d *demo) page(prompt string) {
 	t.held = nil
 	t.mu.Unlock()
 	for len(lines) > 0 && !d.stopped() {
-		rows, cols := d.pacer.size()
+		rows, cols := d.pager.size()
 		last := 1 // the shell's prompt
 		if prompt != "" {
 			last = displayRows(d.pal.dim.Sprint(prompt), cols)
@@ -363,7 +363,7 @@ func (d *demo) page(prompt string) {
 		t.mu.Unlock()
 		lines = lines[n:]
 		if len(lines) > 0 {
-			d.pacer.wait(d.ctx, t.w, d.pal.dim.Sprint(demoMorePrompt))
+			d.pager.wait(d.ctx, t.w, d.pal.dim.Sprint(demoMorePrompt))
 		}
 	}
 }
@@ -401,7 +401,7 @@ func displayRows(line string, cols int) int {
 
 // wait prints prompt and waits for Enter or the end of ctx. A terminal that
 // fails to read ends the pauses; the demo goes on.
-func (p *demoPacer) wait(ctx context.Context, w io.Writer, prompt string) error {
+func (p *demoPager) wait(ctx context.Context, w io.Writer, prompt string) error {
 	if p == nil || p.tty == nil {
 		return ctx.Err()
 	}
@@ -424,7 +424,7 @@ func (p *demoPacer) wait(ctx context.Context, w io.Writer, prompt string) error 
 	}
 }
 
-func (p *demoPacer) close() {
+func (p *demoPager) close() {
 	if p != nil && p.tty != nil {
 		p.tty.Close()
 		p.tty = nil

@@ -545,7 +545,7 @@ func (lc *lessonConn) firstKey() string {
 }
 
 // flush writes the page once the replay has ended (replay also flushes
-// while pacing; there is nothing to write then).
+// while keeping -speed's time; there is nothing to write then).
 func (o *htmlOutput) flush() error {
 	if !o.done || o.wrote {
 		return nil

@@ -173,7 +173,7 @@ type replayer struct {
 	closed     map[int]bool
 	frames     int
 	lastShown  float64
-	paced      bool // an event has been shown with -speed
+	timed      bool // an event has been shown with -speed
 	stats      replayStats
 	tamperConn int // the connection of the tampered frame, once seen
 }
@@ -446,10 +446,10 @@ func (rp *replayer) keepTime(t float64) {
 	if rp.opts.speed <= 0 {
 		return
 	}
-	if !rp.paced {
+	if !rp.timed {
 		// Playback starts at the first event shown: with -conn N, at
 		// connection N, not at the start of the capture.
-		rp.paced, rp.lastShown = true, t
+		rp.timed, rp.lastShown = true, t
 	}
 	if gap := (t - rp.lastShown) / rp.opts.speed; gap > 0 {
 		rp.out.flush()
