@@ -38,7 +38,7 @@ func waitingText(n int) string {
 // floodedText is the last text a client gets when it was slowed without a
 // break for longer than the server allows.
 func floodedText(rate float64, paced time.Duration) string {
-	return fmt.Sprintf("[ERROR] Disconnected: you sent more than %g lines/s for %s without a break", rate, paced)
+	return fmt.Sprintf("[ERROR] Disconnected: your lines were held back for %s without a break (the limit is %g lines/s, a long line to many counting as more)", paced, rate)
 }
 
 // chatCommands drives the server's /help and the client's completion.
