@@ -232,7 +232,7 @@ func (d *replayDir) partial(got []byte, want int) {
 // is shown as partial, and the next frame header is searched for.
 func (d *replayDir) gap(n int) {
 	if d.c.shown {
-		d.c.rp.out.note(d.c, fmt.Sprintf("conn %d %s: %d bytes missing from the capture (segments it did not see)", d.c.id, d.d.arrow(), n))
+		d.c.rp.out.note(d.c, fmt.Sprintf("conn %d %s: %d %s missing from the capture (segments it did not see)", d.c.id, d.d.arrow(), n, plural(n, "byte", "bytes")))
 	}
 	d.gapped = true
 	d.r.gap(n)

@@ -92,7 +92,7 @@ func readSentConns(r io.Reader, want int) (*sentCapture, error) {
 			c.skip = "the capture began during this connection, so its handshake is not in it"
 			continue
 		case ev.Kind == capGap && ev.Dir == wireC2S:
-			c.skip = fmt.Sprintf("%d bytes of the client's stream are missing from the capture, so its frames cannot be sent as they were", ev.Gap)
+			c.skip = fmt.Sprintf("%d %s of the client's stream missing from the capture, so its frames cannot be sent as they were", ev.Gap, plural(ev.Gap, "byte", "bytes"))
 			c.c2s = nil
 			continue
 		case ev.Kind != capData:
