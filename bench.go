@@ -1,5 +1,3 @@
-//go:build !js
-
 // The load generator, "encchat bench": the command, its flags and
 // checks, the verdict and the report. The run itself is in bench_load.go,
 // the reading clients' checks in bench_read.go, the latency statistics in
@@ -13,6 +11,8 @@
 // rate; -idle measures the server's memory per idle connection. The
 // measuring code returns its figures and prints nothing; printBenchStats
 // and printIdleStats render them.
+
+//go:build !js
 
 package main
 

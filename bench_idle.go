@@ -1,8 +1,8 @@
-//go:build !js
-
 // "encchat bench -idle": idle clients held open while the server's memory
 // is read from /proc, in a child server process or a -connect server whose
 // pid is given.
+
+//go:build !js
 
 package main
 

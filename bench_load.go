@@ -1,9 +1,9 @@
-//go:build !js
-
 // One bench run, phase by phase: the in-process server, the warm-up, the
 // RSA limit, connecting the clients, sending, waiting for the deliveries,
 // the stalled clients, the tally. bench lists the phases; each is a method
 // of benchLoad.
+
+//go:build !js
 
 package main
 

@@ -1,9 +1,9 @@
-//go:build !js
-
 // The bench's messages and the clients that read them: each message
 // carries its run's tag, its sender, its sequence number and its send time,
 // and each reading client checks that it gets every message exactly once
 // and in each sender's order, and times it.
+
+//go:build !js
 
 package main
 

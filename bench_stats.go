@@ -1,8 +1,8 @@
-//go:build !js
-
 // The bench's figures: what a run measured (benchStats), and the latency
 // summaries behind it, a concurrent histogram for deliveries and an exact
 // sort for handshakes.
+
+//go:build !js
 
 package main
 

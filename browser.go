@@ -1,11 +1,11 @@
-//go:build js
-
 // The browser client's entry point (GOOS=js GOARCH=wasm): a name, then
 // Join; the handshake over a WebSocket to the page's own server, with the
 // walk-through the terminal client prints; then the chat, with /pm, /list,
 // /help, /quit and Tab completion. The session code is the terminal
 // client's (session.go, classic.go, modern*.go), the suite follows the
 // server's (auto), and pins live in the browser's storage (browser_pins.go).
+
+//go:build js
 
 package main
 

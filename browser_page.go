@@ -1,8 +1,8 @@
-//go:build js
-
 // The browser client's page: its controls (Name, Join, Message, Send), the
 // chat log, the wire panel and the state the page is in, written through
 // syscall/js. Every text goes in as text (textContent), never as markup.
+
+//go:build js
 
 package main
 

@@ -1,9 +1,9 @@
-//go:build js
-
 // The browser client's pins: each server's key kept in the browser's
 // localStorage, keyed by the page's host, as the terminal client keeps
 // them in known_servers. They are weaker than the terminal's: the server
 // that serves this page serves its code too (the page says so).
+
+//go:build js
 
 package main
 

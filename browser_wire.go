@@ -1,10 +1,10 @@
-//go:build js
-
 // The browser client's wire tap: the WebSocket's byte stream as a sniffer
 // sees it, cut into frames (reassemble.go) and named and decrypted by
 // replay's own suite decoders (replay_classic.go, replay_modern.go) with
 // the session's keys, which the handshake logs into memory here, never to
 // a file. Each frame becomes a row of the page's wire panel.
+
+//go:build js
 
 package main
 

@@ -1,7 +1,7 @@
-//go:build !js
-
 // The client command: its flags, then the session and the terminal UI
 // (session.go, repl.go).
+
+//go:build !js
 
 package main
 

@@ -1,7 +1,7 @@
-//go:build !js
-
 // The replay command: its flags, the keys it loads and the output it
 // chooses, then the engine (replay.go).
+
+//go:build !js
 
 package main
 

@@ -1,7 +1,7 @@
-//go:build !js
-
 // The server command: its flags, the key and files it opens, the banner,
 // and the run until Ctrl-C. The hub itself is server.go.
+
+//go:build !js
 
 package main
 

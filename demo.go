@@ -1,5 +1,3 @@
-//go:build !js
-
 // encchat demo: the whole lesson in one terminal. A server on a free
 // loopback port records the wire and logs the session keys into a temporary
 // directory; two scripted clients, alice and bob, connect (showing their
@@ -9,6 +7,8 @@
 // lesson page of all of it. The server's log is printed among the clients'
 // lines in the order things happened. Everything runs in this process and
 // is stopped, and the temporary directory removed, before it returns.
+
+//go:build !js
 
 package main
 

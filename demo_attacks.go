@@ -1,10 +1,10 @@
-//go:build !js
-
 // The demo's act of the attacks with no key, in both suites: a rewriting tap
 // (tap -rewrite) changes what bob reads, and alice's recorded session is sent
 // again (replay -send). The classic suite is fooled by both; the modern one
 // refuses both. Each suite gets a server of its own for the act, stopped
 // before the act ends.
+
+//go:build !js
 
 package main
 

@@ -1,9 +1,9 @@
-//go:build !js
-
 // The demo's scripted clients, alice and bob, and the one terminal they
 // share with the server: each speaker's lines go out whole, with the
 // speaker's name in front, so the lesson reads in order; on a terminal, a
 // screen at a time, with a pause for Enter between screens and parts.
+
+//go:build !js
 
 package main
 

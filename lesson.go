@@ -1,5 +1,3 @@
-//go:build !js
-
 // The lesson page: replay's HTML view (replay -html, demo -html).
 //
 // One self-contained file: inline CSS and SVG, no script, nothing loaded
@@ -12,6 +10,8 @@
 // lesson.html.tmpl, embedded in the binary. Every text from the capture goes
 // through html/template, so a chat message cannot add markup or script to
 // the page.
+
+//go:build !js
 
 package main
 

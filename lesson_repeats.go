@@ -1,5 +1,3 @@
-//go:build !js
-
 // Sessions sent twice in one capture, for the lesson page. A connection
 // whose client opens with the same frame as an earlier connection (the
 // classic key-transport blob, the modern ClientHello, byte for byte) carries
@@ -15,6 +13,8 @@
 //     before the change.
 // Client frames are compared in order; one that differs is marked, with
 // the bytes that changed.
+
+//go:build !js
 
 package main
 

@@ -1,5 +1,3 @@
-//go:build !js
-
 // The tap's active attacker (tap -mitm), for both suites.
 //
 // For each client it learns the suite from the real server's first frame,
@@ -9,6 +7,8 @@
 // stops only a passive sniffer: a client that does not check the server
 // key talks to the tap, while one that pinned the real key (or was given
 // -fingerprint) refuses the tap's key before it sends its name.
+
+//go:build !js
 
 package main
 

@@ -1,9 +1,9 @@
-//go:build !js
-
 // pcap export (replay -pcap): a capture's connections as TCP packets that
 // Wireshark and tshark open, with the TCP streams rebuilt. A name ending
 // .pcapng writes pcapng, and with a key each record's plaintext goes into
 // the comment of the packet that completes it.
+
+//go:build !js
 
 package main
 

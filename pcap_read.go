@@ -1,5 +1,3 @@
-//go:build !js
-
 // Reading captures made by Wireshark, dumpcap or tcpdump (pcap and pcapng):
 // each packet is decoded down to TCP, the reassembly (pcap_tcp.go) puts each
 // TCP connection's two byte streams back in order (retransmissions, segments
@@ -9,6 +7,8 @@
 // encchat capture holds, so replay, -html, -pcap and -send read both alike.
 // What was skipped (other packets, other connections, bytes missing from
 // the capture) comes out as notes.
+
+//go:build !js
 
 package main
 

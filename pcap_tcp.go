@@ -1,5 +1,3 @@
-//go:build !js
-
 // TCP reassembly for the pcap reader: each direction of a connection put
 // back in sequence order. Segments that come ahead of their turn wait;
 // bytes sent twice are used once; bytes the capture lacks are given up as a
@@ -7,6 +5,8 @@
 // time, or when the waiting segments pass the memory bounds. The work per
 // packet does not depend on how many connections are open: a wait is
 // timed by a queue of its own, never by a scan of every connection.
+
+//go:build !js
 
 package main
 

@@ -1,10 +1,10 @@
-//go:build !js
-
 // The client's terminal UI: the seed's banner and handshake walk-through,
 // then the chat loop — a readline REPL when stdin and stdout are terminals,
 // plain lines otherwise (scripts, lessons, tests). readline itself, and the
 // workarounds for its bugs, are in repl_terminal.go; who is online and Tab
 // completion in repl_roster.go.
+
+//go:build !js
 
 package main
 

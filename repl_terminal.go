@@ -1,5 +1,3 @@
-//go:build !js
-
 // readline on the client's terminal: its setup and teardown, raw mode kept
 // for the whole chat, the one writer of the screen, and readline's input.
 //
@@ -24,6 +22,8 @@
 // and waits for the answer with no timeout, holding the lock that incoming
 // texts need, and Ctrl-C drops the typed line, so the REPL could not tell
 // "clear this line" from "leave".
+
+//go:build !js
 
 package main
 

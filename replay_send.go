@@ -1,11 +1,11 @@
-//go:build !js
-
 // The replay attack (replay -send ADDR): a recorded connection's client bytes
 // sent again to a live server, by someone with no key. It waits for the
 // server's first frame, sends the recorded frames as they were, and reports
 // what the server answered without decrypting anything. A classic server
 // whose key has not changed accepts the old session again, as its user;
 // after a key change, or in the modern suite, the server refuses it.
+
+//go:build !js
 
 package main
 

@@ -1,11 +1,11 @@
-//go:build !js
-
 // The rewriting tap (tap -rewrite 'OLD=NEW'): an active attacker with no key.
 // It relays each client to the real server and XORs OLD⊕NEW into every
 // client-to-server chat record after the username: into a classic record's
 // IV, which CBC without a MAC turns into the same change of the first
 // plaintext bytes (text that began with OLD arrives as NEW); into a modern
 // record's first ciphertext bytes, which AES-GCM's tag refuses.
+
+//go:build !js
 
 package main
 

@@ -1,8 +1,8 @@
-//go:build !js
-
 // The passive tap (encchat tap): a relay between clients and a server that
 // forwards bytes unchanged and records them, a sniffer on the path; and the
 // tap command, which also starts tap -mitm.
+
+//go:build !js
 
 package main
 

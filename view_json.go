@@ -1,8 +1,8 @@
-//go:build !js
-
 // The JSON view of replay (-json): one object per line: the capture's
 // header, each connection's open and close, each frame, notes, and the
 // totals at the end. "kind" says which.
+
+//go:build !js
 
 package main
 

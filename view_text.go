@@ -1,7 +1,7 @@
-//go:build !js
-
 // The text view of replay: the sniffer's and the peer's side of each frame,
 // one above the other or side by side, coloured on a terminal.
+
+//go:build !js
 
 package main
 

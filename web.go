@@ -1,9 +1,9 @@
-//go:build !js
-
 // Classroom mode's HTTP side (-web): the browser client at /, the live wire
 // at /wire, and the WebSocket at /ws, whose binary messages carry the
 // protocol's byte stream and which is handed over as one more net.Conn (to
 // the server, or through wsListener to the tap; dialWS is bench's side).
+
+//go:build !js
 
 package main
 

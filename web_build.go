@@ -1,11 +1,11 @@
-//go:build ignore
-
 // The browser client's build, run by go generate (see web_client.go): this
 // package compiled with GOOS=js GOARCH=wasm, gzipped at the best level to
 // web/encchat.wasm.gz, and the Go toolchain's own wasm_exec.js beside it,
 // so the two always come from the same Go. Both are git-ignored: they are
 // built from the source on every machine, never committed. -out DIR writes
 // them elsewhere (the browser tests build into a temporary directory).
+
+//go:build ignore
 
 package main
 

@@ -1,11 +1,11 @@
-//go:build !js
-
 // The browser client's files, as the server serves them: the page under
 // web/, and the client compiled to WebAssembly. go generate (web_build.go)
 // writes web/encchat.wasm.gz and web/wasm_exec.js, git-ignored, and go build
 // embeds them; ENCCHAT_WASM_DIR serves them from another directory instead
 // (the browser tests build the client from the source into one). The
 // WebAssembly is served gzipped, as application/wasm.
+
+//go:build !js
 
 //go:generate go run web_build.go
 

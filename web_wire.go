@@ -1,5 +1,3 @@
-//go:build !js
-
 // The live wire page (/wire) for the projector: every connection's frames
 // as they cross, as a sniffer sees them, streamed with Server-Sent Events;
 // with the teacher's token, the text each frame carries beside it.
@@ -11,6 +9,8 @@
 // The last wireHistoryLen events are kept; each viewer's handler sends
 // what it has not sent yet from them, so a slow viewer skips (and is told
 // so) and never holds the server up or grows a queue.
+
+//go:build !js
 
 package main
 

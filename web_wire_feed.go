@@ -1,10 +1,10 @@
-//go:build !js
-
 // The live wire's feed: what the server's capture and keylog see, queued
 // for replay's engine, which reads it as a capture that runs until Close.
 // The queue is bounded: past liveFeed.max bytes, data is dropped and the
 // engine is told of a gap, as with a pcap that missed segments; the chat
 // never waits for the decoder.
+
+//go:build !js
 
 package main
 

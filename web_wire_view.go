@@ -1,9 +1,9 @@
-//go:build !js
-
 // The live wire's view: a replay view (replayOutput) that turns each frame
 // into the events of /wire's stream, in the lesson page's words (its
 // lessonFrame and step naming): the sniffer's event for everyone, and the
 // teacher's, which adds what the peer read.
+
+//go:build !js
 
 package main
 
