@@ -141,7 +141,13 @@ var stampRE = regexp.MustCompile(`^\[\d\d:\d\d:\d\d\] `)
 // Texts in between are returned so callers can check what they skipped.
 func expect(t testing.TB, cs *clientSession, want string) []string {
 	t.Helper()
-	cs.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	return expectWithin(t, cs, want, 5*time.Second)
+}
+
+// expectWithin is expect with a bound of the caller's.
+func expectWithin(t testing.TB, cs *clientSession, want string, bound time.Duration) []string {
+	t.Helper()
+	cs.conn.SetReadDeadline(time.Now().Add(bound))
 	defer cs.conn.SetReadDeadline(time.Time{})
 	var skipped []string
 	for {

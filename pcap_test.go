@@ -427,10 +427,22 @@ func checkDissector(t *testing.T, tshark, capture string, frames []jsonFrame, wa
 // lua is set) and returns each packet's fields.
 func tsharkFields(t *testing.T, tshark, capture string, lua bool, fields ...string) [][]string {
 	t.Helper()
-	args := []string{"-r", capture, "-T", "fields"}
+	var args []string
 	if lua {
-		args = append([]string{"-X", "lua_script:wireshark/encchat.lua"}, args...)
+		args = []string{"-X", "lua_script:wireshark/encchat.lua"}
 	}
+	out := runTshark(t, tshark, append(args, "-r", capture, "-T", "fields"), fields)
+	var rows [][]string
+	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		rows = append(rows, strings.Split(line, "\t"))
+	}
+	return rows
+}
+
+// runTshark runs tshark with args and an -e for each field, and returns what
+// it printed; a failed run or a Lua error fails the test.
+func runTshark(t *testing.T, tshark string, args, fields []string) string {
+	t.Helper()
 	for _, f := range fields {
 		args = append(args, "-e", f)
 	}
@@ -441,14 +453,11 @@ func tsharkFields(t *testing.T, tshark, capture string, lua bool, fields ...stri
 	if err != nil {
 		t.Fatalf("tshark %q: %v\n%s", args, err, stderr.String())
 	}
-	if e := regexp.MustCompile(`(?m)^.*(Lua|lua).*(rror|ailed).*$`).FindString(stderr.String()); e != "" {
-		t.Fatalf("tshark: %s", e)
+	luaErr := regexp.MustCompile(`(?m)^.*((Lua|lua).*(rror|ailed)|attempt to ).*$`)
+	if e := luaErr.FindString(stderr.String() + string(out)); e != "" {
+		t.Fatalf("tshark %q: %s", args, e)
 	}
-	var rows [][]string
-	for _, line := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
-		rows = append(rows, strings.Split(line, "\t"))
-	}
-	return rows
+	return string(out)
 }
 
 func slicesContains(list []string, s string) bool {
@@ -532,23 +541,9 @@ func TestDissectorStepNames(t *testing.T) {
 func tsharkLua(t *testing.T, tshark, capture string, opts []string, fields ...string) [][]string {
 	t.Helper()
 	args := append([]string{"-X", "lua_script:wireshark/encchat.lua"}, opts...)
-	args = append(args, "-r", capture, "-Y", "encchat", "-T", "fields")
-	for _, f := range fields {
-		args = append(args, "-e", f)
-	}
-	cmd := exec.Command(tshark, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("tshark %q: %v\n%s", args, err, stderr.String())
-	}
-	luaErr := regexp.MustCompile(`(?m)^.*((Lua|lua).*(rror|ailed)|attempt to ).*$`)
-	if e := luaErr.FindString(stderr.String() + string(out)); e != "" {
-		t.Fatalf("tshark %q: %s", args, e)
-	}
+	out := runTshark(t, tshark, append(args, "-r", capture, "-Y", "encchat", "-T", "fields"), fields)
 	var rows [][]string
-	for _, line := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
+	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
 		if line != "" {
 			rows = append(rows, strings.Split(line, "\t"))
 		}

@@ -92,19 +92,7 @@ func startClassroom(t *testing.T, args ...string) *classroom {
 // browser: the line is awaited, not the clock.
 func expectSlowly(t testing.TB, cs *clientSession, want string) {
 	t.Helper()
-	cs.conn.SetReadDeadline(time.Now().Add(browserWait))
-	defer cs.conn.SetReadDeadline(time.Time{})
-	var skipped []string
-	for {
-		text, err := cs.Recv()
-		if err != nil {
-			t.Fatalf("waiting for %q: %v (got %q)", want, err, skipped)
-		}
-		if stampRE.ReplaceAllString(text, "") == want {
-			return
-		}
-		skipped = append(skipped, text)
-	}
+	expectWithin(t, cs, want, browserWait)
 }
 
 // joinByKeyboard opens the students' page and joins as a student does from
