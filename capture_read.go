@@ -191,6 +191,9 @@ func (cr *captureReader) follows(ev *captureEvent) bool {
 	switch {
 	case known && !open:
 		cr.skipped++
+		if ev.Kind == capClose {
+			delete(cr.open, ev.Conn) // skipped to its end: forgotten
+		}
 		return false
 	case known && ev.Kind == capClose:
 		delete(cr.open, ev.Conn)

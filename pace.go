@@ -7,6 +7,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 )
@@ -36,12 +37,14 @@ func lineCost(size, recipients int) float64 {
 }
 
 // lineCost is what a member's line (a decrypted record) counts as: a chat
-// line goes to everyone online, a command to one or two.
+// line goes to everyone online; a command, an empty line and one over
+// maxTextLen (refused with an error) go to one or two.
 func (s *server) lineCost(raw []byte) float64 {
-	if s.cfg.Rate <= 0 || (len(raw) > 0 && raw[0] == '/') {
-		return 1 // a command, or no rate to count against
+	text := bytes.TrimSpace(raw)
+	if s.cfg.Rate <= 0 || len(text) > maxTextLen || (len(text) > 0 && text[0] == '/') {
+		return 1
 	}
-	return lineCost(len(raw), s.online())
+	return lineCost(len(text), s.online())
 }
 
 // tokenBucket paces a client's lines: Burst at once, then Rate per second,

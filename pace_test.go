@@ -423,3 +423,27 @@ func TestHeldBackCountsTowardsCutOff(t *testing.T) {
 	expectClosed(t, alice.conn)
 	ts.logged(t, evLeave, "alice left the chat (over the line rate for 1s without a break)")
 }
+
+// TestLineCostCountsWhatIsRelayed: a line is counted by what the server
+// relays, so one it refuses as too long, or that is only white space
+// around a short text, is not counted as a long line to everyone.
+func TestLineCostCountsWhatIsRelayed(t *testing.T) {
+	srv, err := newServer(serverConfig{Key: testRSAKey(t), Rate: defaultRate, Burst: defaultBurst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.members = make([]*member, 1000)
+	for _, c := range []struct {
+		line string
+		want float64
+	}{
+		{strings.Repeat("x", maxTextLen+1), 1},                        // refused: an error to the sender only
+		{strings.Repeat(" ", 40000) + "hi", 1},                        // relayed as "hi"
+		{"/pm bob " + strings.Repeat("x", 4000), 1},                   // to one member
+		{strings.Repeat("x", 4096), lineCost(4096, len(srv.members))}, // to all 1000
+	} {
+		if got := srv.lineCost([]byte(c.line)); got != c.want {
+			t.Errorf("a %d-byte line counts as %g, want %g", len(c.line), got, c.want)
+		}
+	}
+}

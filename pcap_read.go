@@ -562,6 +562,11 @@ func (st *pcapStream) decide(state int8) {
 	}
 	if state == streamOther {
 		st.held, st.heldLen = nil, 0
+		for d := range st.half {
+			h := &st.half[d]
+			st.src.pages -= h.pages
+			h.pending, h.pages = nil, 0
+		}
 		return
 	}
 	if st.server == 0 {

@@ -80,6 +80,16 @@ func (st *pcapStream) segment(d int, tcp *layers.TCP, t time.Time) {
 	if tcp.FIN || tcp.RST {
 		st.ending = t
 	}
+	if st.state == streamOther {
+		// Not encchat: none of its bytes are kept or counted; only its end
+		// matters, which frees its place among the connections followed.
+		if tcp.RST {
+			st.reset()
+		} else if tcp.FIN && !h.closed {
+			st.finish(d)
+		}
+		return
+	}
 	ahead := seqAfter(h.next, seq)
 	switch {
 	case ahead > 0 && len(data) > 0:
