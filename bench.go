@@ -224,23 +224,20 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 
 	cfg.progress = &benchProgress{}
-	stopBar := startProgressBar(stderr, cfg.progress)
 	if *idle > 0 {
-		return runBenchIdle(ctx, cfg, *idle, *serverPID, stdout, stderr, stopBar)
+		return runBenchIdle(ctx, cfg, *idle, *serverPID, stdout, stderr, startProgressBar(stderr, cfg.progress))
 	}
-	defer stopBar()
 	code := 0
 	var all []benchStats
 	for i, transport := range runs {
 		cfg.Transport = transport
+		// A bar for each run, gone before its figures are printed.
+		stopBar := startProgressBar(stderr, cfg.progress)
 		st, err := bench(ctx, cfg)
+		stopBar()
 		if err != nil {
-			stopBar()
 			errorf(stderr, "bench: %v", err)
 			return 1
-		}
-		if i == len(runs)-1 {
-			stopBar()
 		}
 		if i > 0 {
 			fmt.Fprintln(stdout)

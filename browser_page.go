@@ -149,7 +149,7 @@ func (ui *pageUI) wireRow(r wireRow) {
 	}
 	cell("Direction", "dir", dir)
 	cell("Header", "mono", header)
-	cell("Size", "num", plainCount(len(r.Payload), "byte"))
+	cell("Size", "num", fmt.Sprint(len(r.Payload), " ", plural(len(r.Payload), "byte", "bytes")))
 	cell("IV", "mono iv", r.IV)
 
 	// The bytes: as text when they are printable ASCII (a PEM key, a classic

@@ -10,6 +10,7 @@ package main
 
 import (
 	"encoding/hex"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -62,7 +63,7 @@ func (s tapSink) frame(p []byte) {
 }
 
 func (s tapSink) skipped(n int, why string) {
-	s.t.pending = append(s.t.pending, tappedFrame{dir: s.dir, problem: plainCount(n, "byte") + " that are not a frame: " + why})
+	s.t.pending = append(s.t.pending, tappedFrame{dir: s.dir, problem: fmt.Sprint(n, " ", plural(n, "byte", "bytes")) + " that are not a frame: " + why})
 }
 
 func (s tapSink) partial(got []byte, want int) {
@@ -188,12 +189,4 @@ func (t *wireTap) decode(row *wireRow) {
 		row.IV = "none sent: the nonce is the session's IV XOR record " + strconv.FormatUint(t.seq[row.Dir], 10)
 		t.seq[row.Dir]++
 	}
-}
-
-// plainCount is "1 byte", "2 bytes".
-func plainCount(n int, unit string) string {
-	if n == 1 {
-		return "1 " + unit
-	}
-	return strconv.Itoa(n) + " " + unit + "s"
 }

@@ -58,9 +58,8 @@ type webConfig struct {
 
 // webServer is the HTTP server of -web. Close stops it.
 type webServer struct {
-	cfg  webConfig
-	srv  *http.Server
-	addr net.Addr
+	cfg webConfig
+	srv *http.Server
 
 	mu       sync.Mutex
 	closed   bool
@@ -74,7 +73,7 @@ func startWebServer(ln net.Listener, cfg webConfig) *webServer {
 	if cfg.Log == nil {
 		cfg.Log = func(string) {}
 	}
-	ws := &webServer{cfg: cfg, addr: ln.Addr(), done: make(chan struct{})}
+	ws := &webServer{cfg: cfg, done: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", ws.serveWS)
 	if cfg.Wire != nil {
@@ -161,7 +160,7 @@ func (ws *webServer) serveWS(w http.ResponseWriter, r *http.Request) {
 	// so it is tied to no request's context.
 	nc := websocket.NetConn(context.Background(), c, websocket.MessageBinary)
 	c.SetReadLimit(wsMaxMessage) // after NetConn, which lifts the limit
-	ws.cfg.Conn(&wsConn{Conn: nc, raw: hj.conn, remote: hj.conn.RemoteAddr(), local: hj.conn.LocalAddr()})
+	ws.cfg.Conn(&wsConn{Conn: nc, raw: hj.conn})
 }
 
 // sameOrigin reports whether origin (an Origin header) is a page of host
@@ -195,8 +194,6 @@ func (h *hijackWatch) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 type wsConn struct {
 	net.Conn          // websocket.NetConn
 	raw      net.Conn // the TCP connection under it
-	remote   net.Addr
-	local    net.Addr
 
 	mu            sync.Mutex
 	readDeadline  time.Time
@@ -213,8 +210,8 @@ var (
 
 func (c *wsConn) Transport() string    { return "websocket" }
 func (c *wsConn) rawConn() net.Conn    { return c.raw }
-func (c *wsConn) RemoteAddr() net.Addr { return c.remote }
-func (c *wsConn) LocalAddr() net.Addr  { return c.local }
+func (c *wsConn) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
+func (c *wsConn) LocalAddr() net.Addr  { return c.raw.LocalAddr() }
 
 func (c *wsConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
@@ -311,7 +308,7 @@ func dialWS(ctx context.Context, wsURL string) (*wsConn, error) {
 		return nil, errors.New("websocket: no TCP connection under the WebSocket")
 	}
 	nc := websocket.NetConn(context.Background(), c, websocket.MessageBinary)
-	return &wsConn{Conn: nc, raw: raw, remote: raw.RemoteAddr(), local: raw.LocalAddr()}, nil
+	return &wsConn{Conn: nc, raw: raw}, nil
 }
 
 // wsRawConnKey is the context key of the slot where wsDialClient leaves the

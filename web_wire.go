@@ -329,12 +329,12 @@ func serveWireAsset(w http.ResponseWriter, r *http.Request, ctype string, body [
 
 // wireHello is the first event of each stream.
 type wireHello struct {
-	Run     string          `json:"run"`
-	Started string          `json:"started"` // when t is 0, RFC 3339
-	Teacher bool            `json:"teacher"`
-	Resumed bool            `json:"resumed"` // the viewer reconnected and gets only what it missed
-	Conns   []*wireConnInfo `json:"conns"`   // the connections open now
-	History int             `json:"history"` // events a new viewer is sent first, at most
+	Run     string         `json:"run"`
+	Started string         `json:"started"` // when t is 0, RFC 3339
+	Teacher bool           `json:"teacher"`
+	Resumed bool           `json:"resumed"` // the viewer reconnected and gets only what it missed
+	Conns   []wireConnInfo `json:"conns"`   // the connections open now (copies: the pump goes on changing its own)
+	History int            `json:"history"` // events a new viewer is sent first, at most
 }
 
 // wireSkipped tells a viewer that events went by without it.
@@ -359,7 +359,7 @@ func (lw *liveWire) serveEvents(w http.ResponseWriter, r *http.Request, teacher 
 	_, started := lw.feed.header()
 	hello := wireHello{Run: lw.run, Started: started.UTC().Format(time.RFC3339Nano), Teacher: teacher, Resumed: resumed, History: lw.histLen}
 	for _, c := range lw.conns {
-		hello.Conns = append(hello.Conns, c)
+		hello.Conns = append(hello.Conns, *c)
 	}
 	lw.viewers[wake] = true
 	lw.hmu.Unlock()
@@ -368,7 +368,7 @@ func (lw *liveWire) serveEvents(w http.ResponseWriter, r *http.Request, teacher 
 		delete(lw.viewers, wake)
 		lw.hmu.Unlock()
 	}()
-	slices.SortFunc(hello.Conns, func(a, b *wireConnInfo) int { return a.Conn - b.Conn })
+	slices.SortFunc(hello.Conns, func(a, b wireConnInfo) int { return a.Conn - b.Conn })
 
 	var buf []byte
 	buf = fmt.Appendf(buf, "retry: %d\n\n", wireRetryMillis)
