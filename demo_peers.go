@@ -153,12 +153,10 @@ func (p *demoPeer) say(text string) error {
 // log of it, which the server writes after telling the others.
 func (p *demoPeer) show(t demoText) {
 	p.d.showLogTo(t.mark)
-	if _, rest, ok := strings.Cut(t.text, "] [SYSTEM] "); ok {
-		if name, ok := strings.CutSuffix(rest, " joined (secure channel)"); ok {
-			p.d.showLogThrough(p.d.ctx, p.from, evJoin, name+" joined")
-		} else if name, ok := strings.CutSuffix(rest, " left the chat"); ok {
-			p.d.showLogThrough(p.d.ctx, p.from, evLeave, name+" left")
-		}
+	if m := joinRE.FindStringSubmatch(t.text); m != nil {
+		p.d.showLogThrough(p.d.ctx, p.from, evJoin, m[1]+" joined")
+	} else if m := leftRE.FindStringSubmatch(t.text); m != nil {
+		p.d.showLogThrough(p.d.ctx, p.from, evLeave, m[1]+" left")
 	}
 	p.from = t.mark
 	p.c.list.observe(t.text)

@@ -75,7 +75,7 @@ type pcapSource struct {
 	conns     int         // encchat connections numbered so far
 	packets   int
 	byKey     map[pcapKey]*pcapStream // the streams open
-	waits     []tcpWait               // waits for missing bytes, oldest first
+	waits     []tcpWait               // waits for missing bytes, in the order they were queued (a wait may be dated before the one ahead of it, so it can end a little after pcapWaitGap)
 	liveWaits int                     // waits on at the last sweep of waits
 	pages     int                     // pages of segments waiting, in all
 	done      bool

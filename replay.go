@@ -183,6 +183,7 @@ type replayConn struct {
 	rp             *replayer
 	id             int
 	client, server string
+	transport      string // "websocket", from the open record; "" for TCP
 	opened         float64
 	midStream      bool // no open record: the capture began during it
 	dirs           [2]replayDir
@@ -355,7 +356,7 @@ func (rp *replayer) event(ev *captureEvent) string {
 			return fmt.Sprintf("connection %d opened twice", ev.Conn)
 		}
 		c = rp.newConn(ev.Conn, ev.T)
-		c.client, c.server = ev.Client, ev.Server
+		c.client, c.server, c.transport = ev.Client, ev.Server, ev.Transport
 		if c.shown {
 			rp.keepTime(ev.T)
 			rp.out.open(c)

@@ -36,9 +36,6 @@ type liveFeed struct {
 	batchData []byte
 	pos       int
 	onKey     func(label string, id, secret []byte)
-	// transports are the open connections' transports other than TCP,
-	// from their open records ("websocket"), for the view.
-	transports map[int]string
 }
 
 // feedDir is one direction of one connection.
@@ -58,7 +55,7 @@ type feedItem struct {
 }
 
 func newLiveFeed(max int) *liveFeed {
-	return &liveFeed{max: max, gaps: make(map[feedDir]int), wake: make(chan struct{}, 1), started: time.Now(), transports: make(map[int]string)}
+	return &liveFeed{max: max, gaps: make(map[feedDir]int), wake: make(chan struct{}, 1), started: time.Now()}
 }
 
 // record is the capture's watch: it runs under the capture's lock, so it
@@ -157,11 +154,8 @@ func (f *liveFeed) next(ev *captureEvent) error {
 				continue
 			}
 			*ev = it.ev
-			switch {
-			case ev.Kind == capData:
+			if ev.Kind == capData {
 				ev.Data = f.batchData[it.from:it.to]
-			case ev.Kind == capOpen && ev.Transport != "":
-				f.transports[ev.Conn] = ev.Transport
 			}
 			return nil
 		}

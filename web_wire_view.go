@@ -85,8 +85,7 @@ func (o *wireOutput) flush() error                   { return nil }
 
 func (o *wireOutput) open(c *replayConn) {
 	info := &wireConnInfo{Conn: c.id, T: roundMicro(c.opened), Client: printable(c.client), Server: printable(c.server),
-		Transport: printable(o.lw.feed.transports[c.id])}
-	delete(o.lw.feed.transports, c.id)
+		Transport: printable(c.transport)}
 	o.conns[c.id] = &lessonConn{ID: c.id}
 	o.lw.hmu.Lock()
 	o.lw.conns[c.id] = info
