@@ -9,11 +9,10 @@
 package main
 
 import (
-	"encoding/hex"
+	"bytes"
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 )
 
@@ -81,27 +80,14 @@ func newWireTap(conn net.Conn, show func(wireRow)) *wireTap {
 
 // keylog is where the handshake logs the session's keys: into the tap's
 // memory, for its decoders.
-func (t *wireTap) keylog() *keylog { return &keylog{w: tapKeylog{t}} }
-
-// tapKeylog takes the key log's lines as keylogEntries.
-type tapKeylog struct{ t *wireTap }
-
-func (k tapKeylog) Write(p []byte) (int, error) {
-	f := strings.Fields(string(p))
-	if len(f) == 3 {
-		id, err1 := hex.DecodeString(f[1])
-		secret, err2 := hex.DecodeString(f[2])
-		if err1 == nil && err2 == nil {
-			k.t.mu.Lock()
-			k.t.keys.keylog = append(k.t.keys.keylog, keylogEntry{Label: f[0], ID: id, Secret: secret, Line: len(k.t.keys.keylog) + 1})
-			k.t.keys.index = nil
-			k.t.mu.Unlock()
-		}
-	}
-	return len(p), nil
+func (t *wireTap) keylog() *keylog {
+	return watchedKeylog(func(label string, id, secret []byte) {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.keys.keylog = append(t.keys.keylog, keylogEntry{Label: label, ID: bytes.Clone(id), Secret: bytes.Clone(secret), Line: len(t.keys.keylog) + 1})
+		t.keys.index = nil
+	})
 }
-
-func (tapKeylog) Close() error { return nil }
 
 func (t *wireTap) Read(p []byte) (int, error) {
 	n, err := t.Conn.Read(p)

@@ -55,6 +55,20 @@ func (k *keylog) setWatch(f func(label string, id, secret []byte)) {
 	k.mu.Unlock()
 }
 
+// watchedKeylog is a key log written nowhere, whose keys only watch sees
+// (the live wire's, or a browser tab's own memory).
+func watchedKeylog(watch func(label string, id, secret []byte)) *keylog {
+	k := &keylog{w: discardCloser{}}
+	k.setWatch(watch)
+	return k
+}
+
+// discardCloser is the file of a capture or key log that only a watcher reads.
+type discardCloser struct{}
+
+func (discardCloser) Write(p []byte) (int, error) { return len(p), nil }
+func (discardCloser) Close() error                { return nil }
+
 // logKey writes one line: LABEL <id hex> <secret hex>.
 func (k *keylog) logKey(label string, id, secret []byte) {
 	if k == nil {

@@ -386,19 +386,6 @@ func lookupKnownServers(path string, addrs []string) ([]knownServerLine, error) 
 	return findKnownServers(pins, addrs), nil
 }
 
-// lookupKnownServer returns the first pin that names addr, if any.
-func lookupKnownServer(path, addr string) (knownServer, bool, error) {
-	c, err := canonicalAddr(addr)
-	if err != nil {
-		return knownServer{}, false, err
-	}
-	have, err := lookupKnownServers(path, []string{c})
-	if err != nil || len(have) == 0 {
-		return knownServer{}, false, err
-	}
-	return have[0].knownServer, true, nil
-}
-
 // updateKnownServer changes the pin of the server at addrs in the
 // known-servers file. Under the file's lock it reads the file again, and
 // decide says, from the pins that name the server now (none: a first

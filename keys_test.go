@@ -576,3 +576,17 @@ func FuzzCanonicalAddr(f *testing.F) {
 		}
 	})
 }
+
+// lookupKnownServer returns the first pin that names addr, if any: the
+// tests' look at one pin, through what the client reads (lookupKnownServers).
+func lookupKnownServer(path, addr string) (knownServer, bool, error) {
+	c, err := canonicalAddr(addr)
+	if err != nil {
+		return knownServer{}, false, err
+	}
+	have, err := lookupKnownServers(path, []string{c})
+	if err != nil || len(have) == 0 {
+		return knownServer{}, false, err
+	}
+	return have[0].knownServer, true, nil
+}

@@ -162,19 +162,13 @@ func (lw *liveWire) observe(rec *capture, kl *keylog) (*capture, *keylog) {
 	}
 	if kl == nil {
 		if lw.ownKl == nil {
-			lw.ownKl = &keylog{w: discardCloser{}}
+			lw.ownKl = watchedKeylog(lw.feed.key)
 		}
-		kl = lw.ownKl
+		return rec, lw.ownKl
 	}
 	kl.setWatch(lw.feed.key)
 	return rec, kl
 }
-
-// discardCloser is the file of a capture or keylog that only the live wire reads.
-type discardCloser struct{}
-
-func (discardCloser) Write(p []byte) (int, error) { return len(p), nil }
-func (discardCloser) Close() error                { return nil }
 
 // Close stops the live wire and ends every viewer's stream.
 func (lw *liveWire) Close() {
